@@ -1,0 +1,25 @@
+"""Bytes and entropy coding for .cdc files. Never imports torch.
+
+`container` packs and parses the file format; `entropy` codes integer latents
+with constriction from fixed integer tables.
+"""
+
+from .container import CdcFile, Header, StageInfo, StageKind, pack, truncate, unpack, unpack_header
+from .entropy import SymbolTables, decode_latent, encode_latent, tables_from_counts
+from .errors import CdcFormatError
+
+__all__ = [
+    "CdcFile",
+    "CdcFormatError",
+    "Header",
+    "StageInfo",
+    "StageKind",
+    "SymbolTables",
+    "decode_latent",
+    "encode_latent",
+    "pack",
+    "tables_from_counts",
+    "truncate",
+    "unpack",
+    "unpack_header",
+]

@@ -1,0 +1,204 @@
+"""Entropy coding of integer latents with constriction, from fixed integer tables.
+
+This is the only module that talks to the entropy coder. A latent is a 2-D int32
+array of shape (channels, positions); every channel has its own probability table.
+Tables are integer frequency counts (`SymbolTables`), built once when a model is
+trained and shipped with its weights. The coder is therefore fed exactly the same
+model on the encoder's and on the decoder's machine: nothing it sees depends on
+floating-point work done on the image.
+
+Values outside a channel's table are coded as an escape symbol followed by the raw
+value (uniform over the 16-bit range), so any int16 latent round-trips exactly.
+
+Stream layout: constriction's ANS coder emits 32-bit words; they are stored
+little-endian. Decoding checks that every word was consumed, which catches
+truncated or padded payloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import constriction
+import numpy as np
+
+from .errors import CdcFormatError
+
+#: Every table row sums to this. 16 bits keep rows exact in float64 and leave
+#: constriction's own 24-bit fixed-point quantization plenty of room.
+TABLE_TOTAL = 1 << 16
+
+#: Latent values must lie in this range (int16); the escape path codes them raw.
+LATENT_MIN = -(1 << 15)
+LATENT_MAX = (1 << 15) - 1
+_RAW_SIZE = 1 << 16
+
+#: Symbols per channel and per payload that a decoder will agree to produce.
+MAX_POSITIONS = 1 << 28
+
+
+@dataclass(frozen=True)
+class SymbolTables:
+    """Per-channel discrete distributions over a contiguous range of integers.
+
+    Row c covers the values ``offsets[c] .. offsets[c] + sizes[c] - 1`` with
+    frequencies ``pmfs[c, :sizes[c]]``; ``pmfs[c, sizes[c]]`` is the escape
+    frequency. Every used frequency is >= 1 and each row sums to TABLE_TOTAL.
+    """
+
+    offsets: np.ndarray  # int32 (C,)
+    sizes: np.ndarray  # int32 (C,)
+    pmfs: np.ndarray  # uint32 (C, K) with K >= max(sizes) + 1
+
+    def __post_init__(self) -> None:
+        offsets = np.asarray(self.offsets)
+        sizes = np.asarray(self.sizes)
+        pmfs = np.asarray(self.pmfs)
+        if offsets.ndim != 1 or sizes.shape != offsets.shape or pmfs.ndim != 2:
+            raise ValueError("tables: offsets, sizes must be (C,) and pmfs (C, K)")
+        if pmfs.shape[0] != offsets.shape[0] or pmfs.shape[1] < int(sizes.max()) + 1:
+            raise ValueError("tables: pmfs has the wrong shape for sizes")
+        if (sizes < 1).any():
+            raise ValueError("tables: every channel needs at least one symbol")
+        for c in range(len(sizes)):
+            row = pmfs[c, : sizes[c] + 1]
+            if (row < 1).any() or int(row.sum()) != TABLE_TOTAL:
+                raise ValueError(f"tables: row {c} is not a valid frequency table")
+
+    @property
+    def channels(self) -> int:
+        return int(self.offsets.shape[0])
+
+    def probabilities(self, channel: int) -> np.ndarray:
+        """Row `channel` as exact float64 probabilities (regular symbols, then escape)."""
+        size = int(self.sizes[channel])
+        return self.pmfs[channel, : size + 1].astype(np.float64) / TABLE_TOTAL
+
+    def ideal_bits(self, symbols: np.ndarray) -> float:
+        """Information content of `symbols` under these tables (escape payload included).
+
+        Used only to choose tables and to report estimates; real rates are always
+        taken from the coded bytes.
+        """
+        symbols = _check_symbols(symbols, self.channels)
+        total = 0.0
+        for c in range(self.channels):
+            idx, escaped = _to_indices(symbols[c], int(self.offsets[c]), int(self.sizes[c]))
+            total -= float(np.log2(self.probabilities(c)[idx]).sum())
+            total += 16.0 * int(escaped.sum())
+        return total
+
+
+def tables_from_counts(counts: np.ndarray, offsets: np.ndarray, escape_weight: float = 1.0) -> SymbolTables:
+    """Turn per-channel histograms into integer tables.
+
+    `counts[c, i]` counts how often value ``offsets[c] + i`` was seen. Every value
+    keeps a frequency of at least 1, so unseen values stay codable, and the escape
+    symbol gets roughly `escape_weight` observations' worth of mass.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    channels, size = counts.shape
+    pmfs = np.zeros((channels, size + 1), dtype=np.uint32)
+    for c in range(channels):
+        row = np.append(counts[c], escape_weight) + 1e-3
+        pmfs[c] = _quantize_row(row / row.sum())
+    return SymbolTables(
+        offsets=np.asarray(offsets, dtype=np.int32),
+        sizes=np.full(channels, size, dtype=np.int32),
+        pmfs=pmfs,
+    )
+
+
+def _quantize_row(probs: np.ndarray) -> np.ndarray:
+    """Integer frequencies >= 1 summing to TABLE_TOTAL, close to `probs`."""
+    n = probs.shape[0]
+    if n >= TABLE_TOTAL:
+        raise ValueError("table row too long")
+    freqs = np.maximum(1, np.floor(probs * (TABLE_TOTAL - n)).astype(np.int64) + 1)
+    # Hand out (or take back) the remainder by the largest entries, deterministically.
+    diff = TABLE_TOTAL - int(freqs.sum())
+    order = np.argsort(-freqs, kind="stable")
+    i = 0
+    while diff != 0:
+        j = order[i % n]
+        if diff > 0:
+            freqs[j] += 1
+            diff -= 1
+        elif freqs[j] > 1:
+            freqs[j] -= 1
+            diff += 1
+        i += 1
+    return freqs.astype(np.uint32)
+
+
+def encode_latent(symbols: np.ndarray, tables: SymbolTables) -> bytes:
+    """Code an int latent of shape (C, N) with one table per channel."""
+    symbols = _check_symbols(symbols, tables.channels)
+    if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
+        raise ValueError("latent values must fit in int16")
+    coder = constriction.stream.stack.AnsCoder()
+    raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
+    # ANS is a stack: push the last thing the decoder reads first.
+    for c in reversed(range(tables.channels)):
+        idx, escaped = _to_indices(symbols[c], int(tables.offsets[c]), int(tables.sizes[c]))
+        if escaped.any():
+            raw = (symbols[c][escaped] - LATENT_MIN).astype(np.int32)
+            coder.encode_reverse(raw, raw_model)
+        coder.encode_reverse(idx, _model(tables, c))
+    words = coder.get_compressed()
+    return words.astype("<u4").tobytes()
+
+
+def decode_latent(payload: bytes, tables: SymbolTables, positions: int) -> np.ndarray:
+    """Inverse of `encode_latent`; raises CdcFormatError on any inconsistency."""
+    if not 0 <= positions <= MAX_POSITIONS:
+        raise CdcFormatError("latent size out of range")
+    if len(payload) % 4:
+        raise CdcFormatError("entropy-coded payload is not a whole number of 32-bit words")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    if words.size and words[-1] == 0:
+        # constriction never emits a trailing zero word; one means padding or damage.
+        raise CdcFormatError("entropy-coded payload has trailing padding")
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+    except Exception as exc:  # constriction rejects malformed word streams
+        raise CdcFormatError(f"entropy-coded payload is malformed ({exc})") from None
+    raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
+    out = np.empty((tables.channels, positions), dtype=np.int32)
+    try:
+        for c in range(tables.channels):
+            size = int(tables.sizes[c])
+            idx = np.asarray(coder.decode(_model(tables, c), positions), dtype=np.int32)
+            values = idx + int(tables.offsets[c])
+            escaped = idx == size
+            if escaped.any():
+                raw = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int32)
+                values[escaped] = raw + LATENT_MIN
+            out[c] = values
+    except CdcFormatError:
+        raise
+    except Exception as exc:
+        raise CdcFormatError(f"entropy-coded payload is corrupt ({exc})") from None
+    if not coder.is_empty():
+        raise CdcFormatError("entropy-coded payload has data left over after decoding")
+    return out
+
+
+def _model(tables: SymbolTables, channel: int):
+    return constriction.stream.model.Categorical(tables.probabilities(channel), perfect=False)
+
+
+def _to_indices(values: np.ndarray, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = values.astype(np.int64) - offset
+    escaped = (idx < 0) | (idx >= size)
+    idx = np.where(escaped, size, idx).astype(np.int32)
+    return idx, escaped
+
+
+def _check_symbols(symbols: np.ndarray, channels: int) -> np.ndarray:
+    symbols = np.asarray(symbols)
+    if symbols.ndim != 2 or symbols.shape[0] != channels:
+        raise ValueError(f"expected a ({channels}, N) latent, got shape {symbols.shape}")
+    if not np.issubdtype(symbols.dtype, np.integer):
+        raise ValueError("latent symbols must be integers")
+    return symbols.astype(np.int64, copy=False)
