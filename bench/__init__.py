@@ -1,0 +1,1 @@
+"""Rate-distortion benchmark of cdcodec against standard image codecs (`cdcodec bench`)."""

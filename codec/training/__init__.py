@@ -1,0 +1,1 @@
+"""Training the cascade: data, PCA initialisation, stage-by-stage optimisation."""

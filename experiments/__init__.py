@@ -1,0 +1,1 @@
+"""Reproductions of the papers cdcodec grows out of, one subpackage each."""

@@ -1,0 +1,1 @@
+"""Cascade-decoder autoencoders (paper reproduction)."""

@@ -1,0 +1,1 @@
+"""Recursively trained autoencoders (paper reproduction)."""
