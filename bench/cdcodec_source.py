@@ -1,0 +1,64 @@
+"""cdcodec as a benchmarked codec: every operating point the format offers.
+
+A progressive file holds all its stages; the k-stage prefix is itself a valid file.
+So the benchmark encodes once and measures each prefix k = 1..K, with the rate taken
+from the exact prefix bytes (`cdcodec.bitstream.truncate`) and the reconstruction
+from decoding those bytes, never from the full file. When the codec gains quality
+settings, lossless or near-lossless modes, they belong in `cdcodec_points` so the
+runner needs no change.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from .codecs import LOSSY
+from .points import Encoded, timed
+
+
+def stage_setting(stages: int) -> str:
+    """The setting label of the k-stage prefix (a string, so it can later carry a quality too)."""
+    return f"stages={stages}"
+
+
+def cdcodec_points(image: np.ndarray):
+    """Encode `image` once with all stages, then yield each stage prefix as an operating point.
+
+    Every point carries the full encode's wall time, since one encode makes them all.
+    """
+    cdcodec = importlib.import_module("cdcodec")
+    bitstream = importlib.import_module("cdcodec.bitstream")
+    data, encode_s = timed(cdcodec.encode, image)
+    total = bitstream.unpack(data).stages_present
+    for stages in range(1, total + 1):
+        prefix = bitstream.truncate(data, stages)
+        decoded, decode_s = timed(lambda: cdcodec.decode(prefix, stages=stages))
+        yield Encoded(stage_setting(stages), prefix, np.asarray(decoded), encode_s, decode_s)
+
+
+class CdcodecSource:
+    """Duck-types `codecs.Codec` for the runner: name, label, kind, availability, points."""
+
+    name = "cdcodec"
+    label = "cdcodec"
+    kind = LOSSY
+    setting_name = "stages"
+    params = {"library": "cdcodec", "points": "encode once, decode each stage prefix k=1..K"}
+
+    def unavailable(self) -> str | None:
+        try:
+            cdcodec = importlib.import_module("cdcodec")
+        except ImportError as error:  # pragma: no cover - the bench lives inside cdcodec
+            return f"cdcodec not importable ({error})"
+        missing = [name for name in ("encode", "decode") if not hasattr(cdcodec, name)]
+        if missing:
+            return f"cdcodec.{' and cdcodec.'.join(missing)} not implemented yet"
+        return None
+
+    def points(self, image: np.ndarray):
+        return cdcodec_points(image)
+
+
+CDCODEC = CdcodecSource()

@@ -1,0 +1,90 @@
+"""`cdcodec bench`: the click command that ties images, codecs, runner, report and plots together.
+
+The summary table goes to stdout (it is the command's data); the progress bar,
+skipped-codec notes and file paths go to stderr, so ``cdcodec bench > table.md`` works.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .bdrate import METHODS
+from .cdcodec_source import CDCODEC
+from .codecs import BASELINES
+from .images import bundled_images, folder_images
+from .plots import write_plots
+from .report import format_summary, summarise
+from .run import describe_codec, results_document, run, split_available
+
+ALL_SOURCES = (CDCODEC, *BASELINES)
+DEFAULT_REFERENCE = "webp"
+
+
+def _select(spec: str | None) -> list:
+    if not spec:
+        return list(ALL_SOURCES)
+    by_name = {source.name: source for source in ALL_SOURCES}
+    wanted = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(by_name)}", param_hint="--codecs"
+        )
+    return [by_name[name] for name in dict.fromkeys(wanted)]
+
+
+@click.command("bench")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of test images (default: photographs bundled with scikit-image).")
+@click.option("--codecs", "codec_spec", metavar="LIST",
+              help="Comma-separated codec names (default: all). "
+                   f"Known: {', '.join(s.name for s in ALL_SOURCES)}.")
+@click.option("--reference", default=DEFAULT_REFERENCE, show_default=True,
+              help="Codec the BD-rates are measured against.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench-results.json"), show_default=True, help="JSON file with every measurement.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench-rd.png"), show_default=True,
+              help="Plot name; writes NAME-psnr.png, NAME-ssim.png and NAME-msssim.png.")
+@click.option("--max-images", type=click.IntRange(min=1), help="Use only the first N images.")
+@click.option("--bd-method", type=click.Choice(METHODS), default="pchip", show_default=True,
+              help="BD-rate interpolation: piecewise-cubic Hermite or Bjøntegaard's cubic fit.")
+def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, bd_method):
+    """Rate-distortion benchmark of cdcodec against JPEG, WebP, JPEG 2000, AVIF, JPEG XL and lossless codecs."""
+    from tqdm import tqdm
+
+    selected = _select(codec_spec)
+    images = folder_images(images_dir) if images_dir else bundled_images()
+    if max_images:
+        images = images[:max_images]
+    sources, skipped = split_available(selected)
+    for skip in skipped:
+        click.echo(f"skipped: {skip['label']} ({skip['reason']})", err=True)
+    if reference not in {s.name for s in sources}:
+        click.echo(f"note: reference codec {reference!r} is not running; BD-rates will be empty", err=True)
+
+    with tqdm(total=len(images) * len(sources), file=sys.stderr, unit="run", desc="bench") as bar:
+        def step(what: str) -> None:
+            bar.set_postfix_str(what, refresh=False)
+            bar.update()
+
+        measurements, errors = run(images, sources, step)
+    for error in errors:
+        click.echo(f"error: {error['codec']} on {error['image']}: {error['error']}", err=True)
+
+    descriptions = [describe_codec(source) for source in sources]
+    summary = summarise(measurements, descriptions, reference, bd_method)
+    options = {key: (str(value) if isinstance(value, Path) else value)
+               for key, value in click.get_current_context().params.items()}
+    document = results_document(images, sources, skipped, measurements, errors, summary, options)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    click.echo(f"wrote {out_path}", err=True)
+    for path in write_plots(document, plot_path):
+        click.echo(f"wrote {path}", err=True)
+    click.echo(format_summary(document))
