@@ -1,0 +1,154 @@
+"""Runs one experiment: every selected algorithm, every seed, trained and scored.
+
+The order of work follows the sharing the stage-by-stage scheme allows: per
+seed, each base model (stage 1) is trained or loaded once; its latent is
+quantized and coded once (every cascade on that base sends the same latent, so
+it costs the same bits); then each cascade on it gets its later decoders,
+trained or loaded from the cache, and all its stages are scored.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import evaluate, rate
+from .algorithms import Algorithm
+from .cache import RunCache, data_key
+from .config import TrainConfig
+from .data import ImageSplits
+from .models import CascadeAutoencoder
+from .training import add_decoder, build_base, train_base, train_later_stage
+
+#: How many test images the reconstruction grid shows.
+GRID_IMAGES = 8
+
+
+@dataclass
+class ExperimentSpec:
+    dataset: str
+    epochs: int
+    seeds: list[int]
+    algorithms: list[Algorithm]
+    cfg: TrainConfig = field(default_factory=TrainConfig)
+    device: str = "cpu"
+    cache_root: Path | str = "~/.cache/cdcodec/experiments/cascade"
+    step_scale: float = rate.DEFAULT_STEP_SCALE
+    single_limit: int = 1000
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class RunResult:
+    """Scores of one algorithm with one seed."""
+
+    algorithm: str
+    seed: int
+    stage_ssim: list[float]
+    stage_ssim_quantized: list[float]
+    rate: rate.RateReport
+    train_seconds: float  # 0 for stages taken from the cache
+
+
+@dataclass
+class ExperimentOutput:
+    runs: list[RunResult]
+    #: originals and, per algorithm, per-stage reconstructions of the first test images (first seed)
+    grid_originals: np.ndarray
+    grid_stages: dict[str, list[np.ndarray]]
+
+
+def _base_model(alg: Algorithm, spec: ExperimentSpec, cache: RunCache, train_x: torch.Tensor, seed: int):
+    """Stage 1 of `alg`'s base, from the cache or freshly trained (then cached)."""
+    base_alg = Algorithm(alg.base_name, alg.base, None)
+    model = build_base(base_alg, spec.cfg, seed).to(train_x.device)
+    saved = cache.load(base_alg.name, seed, 1)
+    seconds = 0.0
+    if saved is not None:
+        model.encoder.load_state_dict(saved["encoder"])
+        model.decoders[0].load_state_dict(saved["decoder"])
+        spec.log(f"  seed {seed} {base_alg.name} stage 1: cached")
+    else:
+        t0 = time.perf_counter()
+        store = cache.checkpoint(base_alg.name, seed, 1)
+        train_base(model, base_alg, train_x, spec.cfg, seed, spec.epochs, store)
+        seconds = time.perf_counter() - t0
+        cache.save(base_alg.name, seed, 1, {"encoder": model.encoder.state_dict(), "decoder": model.decoders[0].state_dict()})
+        spec.log(f"  seed {seed} {base_alg.name} stage 1: trained in {seconds:.1f} s")
+    model.eval()
+    return model, seconds
+
+
+def _extend(model: CascadeAutoencoder, alg: Algorithm, spec: ExperimentSpec, cache: RunCache, train_x, seed: int):
+    """Stages 2..N of a cascade on a copy of its base model."""
+    model = copy.deepcopy(model)
+    model.residual = alg.residual
+    seconds = 0.0
+    for stage in range(2, spec.cfg.stages + 1):
+        saved = cache.load(alg.name, seed, stage)
+        if saved is not None:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            add_decoder(model, alg, spec.cfg, seed).load_state_dict(saved["decoder"])
+            spec.log(f"  seed {seed} {alg.name} stage {stage}: cached")
+            continue
+        t0 = time.perf_counter()
+        store = cache.checkpoint(alg.name, seed, stage)
+        decoder = train_later_stage(model, alg, train_x, spec.cfg, seed, spec.epochs, store)
+        dt = time.perf_counter() - t0
+        seconds += dt
+        cache.save(alg.name, seed, stage, {"decoder": decoder.state_dict()})
+        spec.log(f"  seed {seed} {alg.name} stage {stage}: trained in {dt:.1f} s")
+    model.eval()
+    return model, seconds
+
+
+def run_experiment(splits: ImageSplits, spec: ExperimentSpec) -> ExperimentOutput:
+    device = torch.device(spec.device)
+    train_x = torch.from_numpy(splits.train).to(device)
+    test_x = torch.from_numpy(splits.test).to(device)
+    cache = RunCache(spec.cache_root, data_key(splits.name, splits.train, splits.test), spec.cfg.key(), spec.epochs)
+    spec.log(f"cache: {cache.dir}")
+    runs: list[RunResult] = []
+    grid: dict[str, list[np.ndarray]] = {}
+    for seed in spec.seeds:
+        for base in dict.fromkeys(a.base for a in spec.algorithms):
+            family = [a for a in spec.algorithms if a.base == base]
+            base_model, base_seconds = _base_model(family[0], spec, cache, train_x, seed)
+            z_train = evaluate.latents(base_model, train_x).cpu().numpy()
+            z_test = evaluate.latents(base_model, test_x).cpu().numpy()
+            quantizer = rate.Quantizer.fit(z_train, spec.step_scale)
+            tables = rate.fit_tables(quantizer.symbols(z_train))
+            test_symbols = quantizer.symbols(z_test)
+            report = rate.measure_rate(tables, test_symbols, spec.single_limit)
+            if not report.roundtrip_ok:
+                raise RuntimeError(f"{base} seed {seed}: entropy-coded latent did not decode back exactly")
+            z_hat = torch.from_numpy(quantizer.values(test_symbols)).to(device)
+            z_test_t = torch.from_numpy(z_test).to(device)
+            for alg in family:
+                if alg.cascade is None:
+                    model, seconds = base_model, base_seconds
+                else:
+                    model, seconds = _extend(base_model, alg, spec, cache, train_x, seed)
+                stages = evaluate.decode_all_stages(model, z_test_t)
+                stages_q = evaluate.decode_all_stages(model, z_hat)
+                runs.append(
+                    RunResult(
+                        algorithm=alg.name,
+                        seed=seed,
+                        stage_ssim=evaluate.stage_ssims(splits.test, stages),
+                        stage_ssim_quantized=evaluate.stage_ssims(splits.test, stages_q),
+                        rate=report,
+                        train_seconds=seconds,
+                    )
+                )
+                spec.log(f"  seed {seed} {alg.name}: SSIM per stage {[round(s, 5) for s in runs[-1].stage_ssim]}")
+                if seed == spec.seeds[0]:
+                    grid[alg.name] = [s[:GRID_IMAGES] for s in stages]
+    return ExperimentOutput(runs=runs, grid_originals=splits.test[:GRID_IMAGES], grid_stages=grid)
