@@ -1,0 +1,288 @@
+"""Tests of the cascade-decoder paper reproduction (experiments/cascade).
+
+All data here is synthetic and tiny, so the file runs in seconds and needs no
+../shared folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cdcodec.bitstream import encode_latent
+from cdcodec.experiments.cascade import algorithms as algs
+from cdcodec.experiments.cascade.cli import cascade_command
+from cdcodec.experiments.cascade.config import TrainConfig
+from cdcodec.experiments.cascade.data import load_dataset, load_images, read_idx
+from cdcodec.experiments.cascade.evaluate import ssim_per_image
+from cdcodec.experiments.cascade.models import CascadeAutoencoder, Decoder, Discriminator, Encoder
+from cdcodec.experiments.cascade.rate import Quantizer, fit_tables, measure_rate
+from cdcodec.experiments.cascade.summary import delta_sign
+from cdcodec.experiments.cascade.training import build_base, train_base, train_later_stage
+
+SMALL = replace(TrainConfig(), hidden=16, disc_hidden=8, batch_size=20, lr=1e-3)
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    """uint8 (n, 28, 28): a bright square at a random place on a dark background."""
+    rng = np.random.default_rng(seed)
+    out = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+    for img in out:
+        r, c = rng.integers(2, 18, size=2)
+        img[r : r + 8, c : c + 8] = 220
+    return out
+
+
+def _unit(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 127.5 - 1.0)
+
+
+def _write_idx(path, array: np.ndarray, compress: bool = True) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    blob = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(blob) if compress else blob)
+
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# --- models -----------------------------------------------------------------
+
+
+def test_network_shapes_and_ranges():
+    x = torch.rand(5, 784) * 2 - 1
+    enc, venc = Encoder(SMALL), Encoder(SMALL, variational=True)
+    assert enc(x).shape == (5, 30)
+    mean, logvar = venc.moments(x)
+    assert mean.shape == logvar.shape == (5, 30)
+    assert torch.equal(venc(x), mean)  # a VAE transmits its mean
+    y = Decoder(SMALL, 30)(enc(x))
+    assert y.shape == (5, 784) and y.abs().max() <= 1
+    p = Discriminator(SMALL, 784)(y)
+    assert p.shape == (5,) and ((p > 0) & (p < 1)).all()
+    model = CascadeAutoencoder(enc, [Decoder(SMALL, 30), Decoder(SMALL, 784), Decoder(SMALL, 784)], residual=False)
+    assert [s.shape for s in model(x)] == [(5, 784)] * 3
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_cascade_stage_composition(residual):
+    torch.manual_seed(0)
+    decoders = [Decoder(SMALL, 30), Decoder(SMALL, 784), Decoder(SMALL, 784)]
+    model = CascadeAutoencoder(Encoder(SMALL), decoders, residual=residual)
+    z = torch.randn(4, 30)
+    y1, y2, y3 = model.decode_stages(z)
+    assert torch.allclose(y1, decoders[0](z))
+    if residual:  # each later decoder adds a correction to the previous output
+        assert torch.allclose(y2, y1 + decoders[1](y1))
+        assert torch.allclose(y3, y2 + decoders[2](y2))
+    else:  # each later decoder replaces it
+        assert torch.allclose(y2, decoders[1](y1))
+        assert torch.allclose(y3, decoders[2](y2))
+
+
+def test_algorithm_table_and_selection():
+    assert [a.name for a in algs.PAPER_ALGORITHMS] == [
+        "AE", "GCDAE", "RCDAE", "ACDAE", "RACDAE", "AAE", "GCDAAE", "RCDAAE", "ACDAAE", "RACDAAE",
+    ]
+    assert {a.base for a in algs.EXTENDED_ALGORITHMS} == {"vae", "wae"}
+    racd = algs.BY_NAME["RACDAAE"]
+    assert racd.base == "aae" and racd.residual and racd.adversarial
+    assert [a.name for a in algs.select("RCDAE")] == ["AE", "RCDAE"]  # AE always kept, table order
+    assert len(algs.select("all")) == 20
+    with pytest.raises(ValueError):
+        algs.select("XYZ")
+
+
+# --- training ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", ["aae", "vae", "wae"])
+def test_base_training_lowers_reconstruction_error(base):
+    x = _unit(_images(60))
+    alg = algs.BY_NAME[base.upper()]
+    model = build_base(alg, SMALL, seed=0)
+    before = torch.mean((model(x)[0] - x) ** 2).item()
+    train_base(model, alg, x, SMALL, seed=0, epochs=3)
+    after = torch.mean((model(x)[0] - x) ** 2).item()
+    assert after < before
+
+
+def test_later_stages_train_only_the_new_decoder():
+    x = _unit(_images(60))
+    alg = algs.BY_NAME["RACDAE"]  # residual + adversarial: the most moving parts
+    model = build_base(alg, SMALL, seed=0)
+    train_base(model, alg, x, SMALL, seed=0, epochs=2)
+    enc0, dec1 = _params(model.encoder), _params(model.decoders[0])
+
+    dec2 = train_later_stage(model, alg, x, SMALL, seed=0, epochs=2)
+    assert _same(enc0, _params(model.encoder)) and _same(dec1, _params(model.decoders[0]))
+    dec2_after_stage2 = _params(dec2)
+
+    train_later_stage(model, alg, x, SMALL, seed=0, epochs=2)
+    assert len(model.decoders) == 3
+    assert _same(enc0, _params(model.encoder))
+    assert _same(dec1, _params(model.decoders[0]))
+    assert _same(dec2_after_stage2, _params(model.decoders[1]))
+    assert not all(p.requires_grad for p in model.decoders[0].parameters())
+
+
+def test_residual_stage_improves_on_its_base():
+    x = _unit(_images(80))
+    alg = algs.BY_NAME["RCDAE"]
+    model = build_base(alg, SMALL, seed=1)
+    train_base(model, alg, x, SMALL, seed=1, epochs=5)
+    train_later_stage(model, alg, x, SMALL, seed=1, epochs=10)
+    with torch.no_grad():
+        y1, y2 = model(x)
+    assert torch.mean((y2 - x) ** 2) < torch.mean((y1 - x) ** 2)
+
+
+class _MemoryStore:
+    def __init__(self):
+        self.state = None
+
+    def load(self):
+        return self.state
+
+    def save(self, state):
+        self.state = {"epoch": state["epoch"], "modules": {k: {n: t.clone() for n, t in v.items()} for k, v in state["modules"].items()},
+                      "optimizers": state["optimizers"]}
+
+
+def test_resumed_training_matches_uninterrupted():
+    x = _unit(_images(60))
+    alg = algs.BY_NAME["AAE"]
+    straight = build_base(alg, SMALL, seed=3)
+    train_base(straight, alg, x, SMALL, seed=3, epochs=3)
+
+    store = _MemoryStore()
+    first = build_base(alg, SMALL, seed=3)
+    train_base(first, alg, x, SMALL, seed=3, epochs=2, store=store)  # "interrupted" after 2 epochs
+    resumed = build_base(alg, SMALL, seed=3)
+    train_base(resumed, alg, x, SMALL, seed=3, epochs=3, store=store)
+    assert store.state["epoch"] == 3
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+# --- data -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_loader(tmp_path, compress):
+    images = _images(3)
+    path = tmp_path / ("imgs.gz" if compress else "imgs")
+    _write_idx(path, images, compress)
+    assert np.array_equal(read_idx(path), images)
+    flat = load_images(path)
+    assert flat.shape == (3, 784) and flat.dtype == np.float32
+    assert np.allclose(flat, images.reshape(3, -1) / 127.5 - 1.0)
+    assert flat.min() >= -1 and flat.max() <= 1
+
+
+def test_idx_loader_rejects_garbage(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x02\x08\x03" + b"\x00" * 20)
+    with pytest.raises(ValueError):
+        read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, 2, 28, 28) + b"\x00" * 10)
+    with pytest.raises(ValueError):
+        read_idx(short)
+
+
+def test_medmnist_loader(tmp_path):
+    (tmp_path / "medmnist").mkdir()
+    train, test = _images(5, seed=1), _images(2, seed=2)
+    np.savez(tmp_path / "medmnist" / "breastmnist.npz", train_images=train, val_images=train[:1], test_images=test,
+             train_labels=np.zeros(5), test_labels=np.zeros(2))
+    splits = load_dataset("breastmnist", tmp_path)
+    assert splits.train.shape == (5, 784) and splits.test.shape == (2, 784)
+    assert np.allclose(splits.test, test.reshape(2, -1) / 127.5 - 1.0)
+    with pytest.raises(FileNotFoundError):
+        load_dataset("mnist", tmp_path)
+
+
+# --- evaluation and rate ----------------------------------------------------
+
+
+def test_ssim_of_identical_and_different_images():
+    x = _unit(_images(4)).numpy()
+    assert np.allclose(ssim_per_image(x, x), 1.0)
+    noisy = np.clip(x + np.random.default_rng(0).normal(0, 0.3, x.shape), -1, 1)
+    assert (ssim_per_image(x, noisy) < 0.9).all()
+
+
+def test_rate_coding_round_trips_and_counts_real_bytes():
+    rng = np.random.default_rng(0)
+    z_train = rng.normal(0, [1.0, 3.0, 0.1], size=(500, 3))
+    z_test = rng.normal(0, [1.0, 3.0, 0.1], size=(50, 3))
+    z_test[0] = [40.0, -60.0, 5.0]  # far outside the training range: escape-coded
+    quant = Quantizer.fit(z_train, step_scale=0.25)
+    tables = fit_tables(quant.symbols(z_train))
+    symbols = quant.symbols(z_test)
+    assert symbols.shape == (3, 50)
+    report = measure_rate(tables, symbols, single_limit=10)
+    assert report.roundtrip_ok
+    assert report.bits_per_image == 8 * len(encode_latent(symbols, tables)) / 50
+    assert report.single_images == 10 and report.bits_per_image_single >= 32  # whole 32-bit words
+    # dequantization error is at most half a step per channel
+    assert np.all(np.abs(quant.values(symbols) - z_test) <= quant.steps / 2 + 1e-5)
+    # a finer step costs more bits
+    fine = Quantizer.fit(z_train, step_scale=0.05)
+    fine_report = measure_rate(fit_tables(fine.symbols(z_train)), fine.symbols(z_test), single_limit=0)
+    assert fine_report.bits_per_image > report.bits_per_image
+
+
+def test_delta_sign_needs_consistent_seeds():
+    assert delta_sign([0.010, 0.011, 0.012]) == "+"
+    assert delta_sign([-0.010, -0.011, -0.012]) == "-"
+    assert delta_sign([0.010, -0.009, 0.002]) == ""
+    assert delta_sign([0.01]) == ""
+
+
+# --- the command ------------------------------------------------------------
+
+
+def test_command_runs_all_ten_paper_algorithms(tmp_path):
+    data = tmp_path / "data" / "mnist"
+    data.mkdir(parents=True)
+    _write_idx(data / "train-images-idx3-ubyte.gz", _images(60, seed=4))
+    _write_idx(data / "t10k-images-idx3-ubyte.gz", _images(12, seed=5))
+    args = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--seeds", "2",
+            "--hidden", "8", "--algorithms", "paper", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    result = CliRunner().invoke(cascade_command, args)
+    assert result.exit_code == 0, result.output
+    table_names = [line.split()[0] for line in result.stdout.splitlines() if line and line.split()[0] in algs.BY_NAME]
+    assert table_names == [a.name for a in algs.PAPER_ALGORITHMS]
+    assert "fewer than the paper's 100" in result.stdout
+    record = json.loads((tmp_path / "out" / "mnist-e1.json").read_text())
+    assert record["epochs_per_stage"] == 1 and record["seeds"] == [0, 1]
+    assert {r["algorithm"] for r in record["summary"]} == {a.name for a in algs.PAPER_ALGORITHMS}
+    assert all(r["rate"]["roundtrip_ok"] for r in record["runs"])
+    assert (tmp_path / "out" / "mnist-e1.png").stat().st_size > 0
+
+    # A rerun takes every stage from the cache and gives the same numbers.
+    again = CliRunner().invoke(cascade_command, args)
+    assert again.exit_code == 0
+    assert "trained in" not in again.stderr and "cached" in again.stderr
+    assert json.loads((tmp_path / "out" / "mnist-e1.json").read_text())["summary"] == record["summary"]
+
+
+def test_command_reports_missing_data_dir(tmp_path):
+    result = CliRunner().invoke(cascade_command, ["--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "data directory" in result.output and "not found" in result.output
