@@ -52,9 +52,14 @@ class CdcodecSource:
             cdcodec = importlib.import_module("cdcodec")
         except ImportError as error:  # pragma: no cover - the bench lives inside cdcodec
             return f"cdcodec not importable ({error})"
-        missing = [name for name in ("encode", "decode") if not hasattr(cdcodec, name)]
+        missing = []
+        for name in ("encode", "decode"):
+            try:
+                getattr(cdcodec, name)
+            except (AttributeError, ImportError):  # cdcodec resolves these lazily, so a missing module shows here
+                missing.append(f"cdcodec.{name}")
         if missing:
-            return f"cdcodec.{' and cdcodec.'.join(missing)} not implemented yet"
+            return f"{' and '.join(missing)} not available yet"
         return None
 
     def points(self, image: np.ndarray):

@@ -60,7 +60,8 @@ def write_plots(document: dict, target: Path, max_bpp: float = 2.5) -> list[Path
         axes.set_ylabel(ylabel)
         axes.set_title(title)
         axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=8, loc="lower right")
+        if axes.lines:
+            axes.legend(fontsize=8, loc="lower right")
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path)

@@ -1,0 +1,316 @@
+"""Tests of the benchmark (`cdcodec.bench`) on tiny synthetic images; fast, no shared data."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import cdcodec
+from cdcodec.bench import bdrate, metrics
+from cdcodec.bench.cdcodec_source import CDCODEC, cdcodec_points
+from cdcodec.bench.codecs import BASELINES, LOSSLESS, LOSSY, NEAR_LOSSLESS, baseline
+from cdcodec.bench.command import bench_command
+from cdcodec.bench.curves import average_curve, quality_at_rate
+from cdcodec.bench.images import bundled_images
+from cdcodec.bitstream import Header, StageInfo, StageKind, pack, truncate, unpack
+
+
+def synthetic(height: int = 40, width: int = 56, seed: int = 0) -> np.ndarray:
+    """A smooth colour gradient with a little texture: compresses like a (tiny) photo."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 200 / width, y * 200 / height, (x + y) * 100 / (width + height) + 60], axis=2)
+    texture = 20 * np.sin(x / 3.0)[..., None] * np.cos(y / 4.0)[..., None] + rng.normal(0, 4, (height, width, 3))
+    return np.clip(base + texture, 0, 255).astype(np.uint8)
+
+
+# --- BD-rate --------------------------------------------------------------------------
+
+RATES = [0.1, 0.25, 0.5, 1.0, 2.0]
+PSNRS = [26.0, 29.0, 32.5, 36.0, 39.0]
+
+
+@pytest.mark.parametrize("method", bdrate.METHODS)
+def test_bd_rate_of_identical_curves_is_zero(method):
+    assert bdrate.bd_rate(RATES, PSNRS, RATES, PSNRS, method) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", bdrate.METHODS)
+@pytest.mark.parametrize("factor,expected", [(0.5, -50.0), (2.0, 100.0), (0.9, -10.0)])
+def test_bd_rate_of_scaled_rate_curve(method, factor, expected):
+    scaled = [r * factor for r in RATES]
+    assert bdrate.bd_rate(RATES, PSNRS, scaled, PSNRS, method) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", bdrate.METHODS)
+def test_bd_rate_integrates_only_over_the_common_quality_range(method):
+    # Log rate linear in quality, which both fits reproduce exactly on any subset of points.
+    quals = [24.0, 28.0, 32.0, 36.0, 40.0, 44.0]
+    rates = [0.05 * math.exp((q - 24.0) / 6.0) for q in quals]
+    # The test curve covers only the upper part: half the rate there, and far worse below,
+    # which must not count because the reference has no points to compare it with.
+    test_quals = [20.0] + quals[3:]
+    test_rates = [50.0] + [r * 0.5 for r in rates[3:]]
+    assert bdrate.overlap(quals, test_quals) == (24.0, 44.0)
+    assert bdrate.bd_rate(rates, quals, test_rates[1:], test_quals[1:], method) == pytest.approx(-50.0, abs=1e-9)
+
+
+def test_bd_rate_without_overlap_is_none():
+    assert bdrate.bd_rate(RATES, PSNRS, RATES, [q + 20 for q in PSNRS]) is None
+    assert bdrate.bd_rate(RATES, PSNRS, [1.0], [30.0]) is None
+
+
+def test_rd_hull_drops_dominated_and_missing_points():
+    log_rates, quals = bdrate.rd_hull([0.5, 0.2, 0.3, 0.4, 1.0, 0.0], [30.0, 25.0, 24.0, None, 33.0, 20.0])
+    assert np.allclose(np.exp(log_rates), [0.2, 0.5, 1.0])
+    assert list(quals) == [25.0, 30.0, 33.0]
+
+
+def test_bd_rate_rejects_unknown_method():
+    with pytest.raises(ValueError, match="unknown BD-rate method"):
+        bdrate.bd_rate(RATES, PSNRS, RATES, PSNRS, method="linear")
+
+
+# --- metrics and curves -------------------------------------------------------------------
+
+
+def test_metrics_of_exact_and_small_images():
+    image = synthetic()
+    exact = metrics.measure(image, image.copy(), 100)
+    assert exact["psnr"] is None and exact["max_abs_error"] == 0
+    assert exact["ssim"] == pytest.approx(1.0)
+    assert exact["ms_ssim"] is None  # 40 px is below MS-SSIM's 161 px minimum
+    assert exact["bpp"] == pytest.approx(800 / (40 * 56)) and exact["bpsp"] == pytest.approx(800 / (40 * 56 * 3))
+
+
+def test_psnr_and_max_error_of_a_known_error():
+    image = synthetic()
+    shifted = image.astype(np.int16)
+    shifted[0, 0, 0] += 3 if shifted[0, 0, 0] < 250 else -3
+    shifted = shifted.astype(np.uint8)
+    assert metrics.max_abs_error(image, shifted) == 3
+    assert metrics.psnr(image, shifted) == pytest.approx(10 * math.log10(255**2 / (9 / image.size)))
+
+
+def test_ms_ssim_is_reported_on_images_large_enough():
+    image = synthetic(170, 170)
+    noisy = np.clip(image.astype(int) + 5, 0, 255).astype(np.uint8)
+    value = metrics.ms_ssim(image, noisy)
+    assert value is not None and 0.9 < value < 1.0
+
+
+def test_average_curve_is_a_mean_per_setting():
+    records = [
+        {"image": img, "codec": "x", "setting": s, "bpp": bpp, "bpsp": bpp / 3, "psnr": psnr, "ssim": 0.9,
+         "ms_ssim": None, "max_abs_error": 9, "encode_s": 0.1, "decode_s": 0.01}
+        for img, s, bpp, psnr in [("a", 1, 0.2, 30.0), ("b", 1, 0.4, 32.0), ("a", 2, 1.0, 36.0), ("b", 2, 1.2, None)]
+    ]
+    curve = average_curve(records, "x")
+    assert [p["setting"] for p in curve] == [1, 2]
+    assert curve[0]["bpp"] == pytest.approx(0.3) and curve[0]["psnr"] == pytest.approx(31.0)
+    assert curve[1]["psnr"] == pytest.approx(36.0) and curve[1]["psnr_n"] == 1
+    assert curve[0]["ms_ssim"] is None
+    # Linear in log rate between (0.3 bpp, 31 dB) and (1.1 bpp, 36 dB).
+    expected = 31.0 + 5.0 * math.log(0.5 / 0.3) / math.log(1.1 / 0.3)
+    assert quality_at_rate(curve, "psnr", 0.5) == pytest.approx(expected)
+    assert quality_at_rate(curve, "psnr", 5.0) is None
+
+
+# --- adapters -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", BASELINES, ids=lambda c: c.name)
+def test_adapter_round_trips_a_tiny_image(codec):
+    reason = codec.unavailable()
+    if reason:
+        pytest.skip(f"{codec.label}: {reason}")
+    image = synthetic()
+    settings = codec.settings if codec.kind != LOSSY else (codec.settings[len(codec.settings) // 2], codec.settings[-1])
+    for point in _points(codec, image, settings):
+        assert point.decoded.shape == image.shape and point.decoded.dtype == np.uint8
+        assert len(point.data) > 0 and point.encode_s >= 0 and point.decode_s >= 0
+        error = metrics.max_abs_error(image, point.decoded)
+        if codec.kind == LOSSLESS:
+            assert error == 0
+        elif codec.kind == NEAR_LOSSLESS:
+            assert 0 < error <= point.setting
+        else:
+            assert metrics.psnr(image, point.decoded) > 25.0
+
+
+def _points(codec, image, settings):
+    """The codec's points at only the given settings (a full sweep is too slow for a unit test)."""
+    return dataclasses.replace(codec, settings=tuple(settings)).points(image)
+
+
+def _encoded_size(codec, image, setting) -> int:
+    return len(next(iter(_points(codec, image, (setting,)))).data)
+
+
+def test_lossy_sweep_spans_low_to_high_rates():
+    """Each lossy baseline's settings reach both ends of 0.1-2 bpp on a photo-like image."""
+    image = bundled_images()[0].pixels[:192, :192]
+    for name in ("jpeg420", "webp", "jpeg2000", "avif", "jpegxl"):
+        codec = baseline(name)
+        if codec.unavailable():
+            continue
+        lowest = min(_encoded_size(codec, image, s) for s in (codec.settings[0], codec.settings[-1]))
+        highest = max(_encoded_size(codec, image, s) for s in (codec.settings[0], codec.settings[-1]))
+        assert metrics.bpp(lowest, image) < 0.3, name
+        assert metrics.bpp(highest, image) > 2.0, name
+
+
+# --- independent check of JPEG and WebP with plain Pillow + numpy ------------------------------
+
+
+def _plain_pillow(image: np.ndarray, **save_options) -> tuple[int, float]:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, **save_options)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")).astype(np.float64)
+    mse = np.mean((decoded - image.astype(np.float64)) ** 2)
+    return len(buffer.getvalue()), 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("jpeg420", {"format": "JPEG", "subsampling": 2, "optimize": True}),
+        ("jpeg444", {"format": "JPEG", "subsampling": 0, "optimize": True}),
+        ("webp", {"format": "WEBP", "method": 6}),
+    ],
+)
+def test_jpeg_and_webp_agree_with_plain_pillow(name, options):
+    image = bundled_images()[0].pixels[100:228, 150:278]  # a 128x128 crop of the astronaut
+    codec = baseline(name)
+    for quality in (10, 50, 90):
+        point = next(iter(_points(codec, image, (quality,))))
+        size, plain_psnr = _plain_pillow(image, quality=quality, **options)
+        assert abs(metrics.psnr(image, point.decoded) - plain_psnr) < 0.1
+        assert len(point.data) == size
+
+
+# --- cdcodec as a codec -----------------------------------------------------------------------
+
+
+def _fake_cdcodec(monkeypatch):
+    """Stand-in for cdcodec.encode/decode: three stages, each a finer quantization of the image."""
+    steps = (32, 8, 2)
+
+    def encode(image):
+        header = Header(image.shape[1], image.shape[0], 3, "fake", bytes(32), (StageInfo(StageKind.LATENT),) * 3)
+        return pack(header, [bytes([k]) * (100 * 2**k) for k in range(3)])
+
+    def decode(data, stages=None):
+        present = unpack(data).stages_present
+        assert stages == present, "the benchmark must decode the k-stage prefix itself"
+        step = steps[present - 1]
+        return (decode.image // step * step + step // 2).clip(0, 255).astype(np.uint8)
+
+    monkeypatch.setattr(cdcodec, "encode", encode, raising=False)
+    monkeypatch.setattr(cdcodec, "decode", decode, raising=False)
+    return encode, decode
+
+
+def test_cdcodec_points_are_stage_prefixes(monkeypatch):
+    encode, decode = _fake_cdcodec(monkeypatch)
+    image = synthetic()
+    decode.image = image
+    assert CDCODEC.unavailable() is None
+    points = list(cdcodec_points(image))
+    full = encode(image)
+    assert [p.setting for p in points] == ["stages=1", "stages=2", "stages=3"]
+    assert [len(p.data) for p in points] == [len(truncate(full, k)) for k in (1, 2, 3)]
+    psnrs = [metrics.psnr(image, p.decoded) for p in points]
+    assert psnrs == sorted(psnrs)
+
+
+def test_cdcodec_is_skipped_with_a_reason_when_its_api_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cdcodec", types.ModuleType("cdcodec"))  # a cdcodec without the API
+    assert CDCODEC.unavailable() == "cdcodec.encode and cdcodec.decode not available yet"
+
+
+# --- the command: JSON schema, summary, missing codecs ------------------------------------------
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for seed in range(2):
+        Image.fromarray(synthetic(seed=seed)).save(folder / f"img{seed}.png")
+    return folder
+
+
+def _invoke(tmp_path, image_dir, codecs: str, reference: str = "webp"):
+    out = tmp_path / "out" / "r.json"
+    result = CliRunner().invoke(
+        bench_command,
+        ["--images", str(image_dir), "--codecs", codecs, "--reference", reference,
+         "--out", str(out), "--plot", str(tmp_path / "out" / "rd.png")],
+    )
+    assert result.exit_code == 0, result.output
+    return result, json.loads(out.read_text())
+
+
+def test_command_writes_json_plots_and_summary(tmp_path, image_dir):
+    codecs = "jpeg420,webp,png,jpegls-near"
+    result, doc = _invoke(tmp_path, image_dir, codecs)
+    for key in ("schema", "created", "options", "environment", "images", "codecs", "skipped", "errors",
+                "measurements", "summary"):
+        assert key in doc
+    assert doc["schema"] == "cdcodec-bench/1"
+    assert [i["name"] for i in doc["images"]] == ["img0", "img1"]
+    assert {c["name"] for c in doc["codecs"]} <= set(codecs.split(","))
+    expected = sum(len(baseline(c["name"]).settings) for c in doc["codecs"]) * 2
+    assert len(doc["measurements"]) == expected
+    types = {"image": str, "codec": str, "bytes": int, "bpp": float, "bpsp": float, "max_abs_error": int,
+             "encode_s": float, "decode_s": float}
+    for record in doc["measurements"]:
+        for key, kind in types.items():
+            assert isinstance(record[key], kind), key
+        assert isinstance(record["setting"], (int, float, str))
+        assert record["psnr"] is None or isinstance(record["psnr"], float)
+        assert isinstance(record["ssim"], float)
+        assert record["ms_ssim"] is None  # tiny images
+        assert record["bpp"] == pytest.approx(8 * record["bytes"] / (40 * 56))
+    summary = doc["summary"]
+    assert summary["reference"] == "webp"
+    if "webp" in summary["bd_rate_percent"]:
+        assert summary["bd_rate_percent"]["webp"]["psnr"] == pytest.approx(0.0, abs=1e-9)
+        assert summary["bd_rate_percent"]["webp"]["ms_ssim"] is None
+    assert summary["lossless"]["png"][0]["max_abs_error"] == 0
+    assert doc["errors"] == []
+    for tag in ("psnr", "ssim", "msssim"):
+        assert (tmp_path / "out" / f"rd-{tag}.png").stat().st_size > 1000
+    assert "BD-rate (%) against WebP" in result.stdout
+    assert "| PNG" in result.stdout
+
+
+def test_missing_library_is_skipped_by_name_and_the_run_continues(tmp_path, image_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # import imagecodecs now raises ImportError
+    result, doc = _invoke(tmp_path, image_dir, "png,avif,jpegls", reference="png")
+    assert {s["codec"] for s in doc["skipped"]} == {"avif", "jpegls"}
+    assert "skipped: AVIF (imagecodecs not installed" in result.stdout
+    assert {m["codec"] for m in doc["measurements"]} == {"png"}
+
+
+def test_unknown_codec_name_is_a_usage_error(tmp_path, image_dir):
+    result = CliRunner().invoke(bench_command, ["--images", str(image_dir), "--codecs", "jpeg,png"])
+    assert result.exit_code == 2
+    assert "unknown codec(s) jpeg" in result.output
+
+
+def test_bundled_images_need_no_network():
+    images = bundled_images()
+    assert len(images) >= 4
+    for image in images:
+        assert image.pixels.dtype == np.uint8 and image.pixels.ndim == 3 and image.pixels.shape[2] == 3
