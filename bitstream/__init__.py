@@ -5,6 +5,7 @@ with constriction from fixed integer tables.
 """
 
 from .container import CdcFile, Header, StageInfo, StageKind, pack, truncate, unpack, unpack_header
+from .describe import describe
 from .entropy import SymbolTables, decode_latent, encode_latent, tables_from_counts
 from .errors import CdcFormatError
 
@@ -16,6 +17,7 @@ __all__ = [
     "StageKind",
     "SymbolTables",
     "decode_latent",
+    "describe",
     "encode_latent",
     "pack",
     "tables_from_counts",

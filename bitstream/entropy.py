@@ -89,24 +89,26 @@ class SymbolTables:
         return total
 
 
-def tables_from_counts(counts: np.ndarray, offsets: np.ndarray, escape_weight: float = 1.0) -> SymbolTables:
+def tables_from_counts(
+    counts: np.ndarray, offsets: np.ndarray, sizes: np.ndarray | None = None, escape_weight: float = 1.0
+) -> SymbolTables:
     """Turn per-channel histograms into integer tables.
 
-    `counts[c, i]` counts how often value ``offsets[c] + i`` was seen. Every value
-    keeps a frequency of at least 1, so unseen values stay codable, and the escape
-    symbol gets roughly `escape_weight` observations' worth of mass.
+    `counts[c, i]` counts how often value ``offsets[c] + i`` was seen; only the
+    first `sizes[c]` entries of row c are used (all of them when `sizes` is None).
+    Every value keeps a frequency of at least 1, so unseen values stay codable,
+    and the escape symbol gets roughly `escape_weight` observations' worth of mass.
     """
     counts = np.asarray(counts, dtype=np.float64)
-    channels, size = counts.shape
-    pmfs = np.zeros((channels, size + 1), dtype=np.uint32)
+    channels, width = counts.shape
+    sizes = np.full(channels, width, dtype=np.int32) if sizes is None else np.asarray(sizes, dtype=np.int32)
+    if sizes.shape != (channels,) or (sizes < 1).any() or (sizes > width).any():
+        raise ValueError("sizes must be (C,) with 1 <= size <= counts.shape[1]")
+    pmfs = np.zeros((channels, width + 1), dtype=np.uint32)
     for c in range(channels):
-        row = np.append(counts[c], escape_weight) + 1e-3
-        pmfs[c] = _quantize_row(row / row.sum())
-    return SymbolTables(
-        offsets=np.asarray(offsets, dtype=np.int32),
-        sizes=np.full(channels, size, dtype=np.int32),
-        pmfs=pmfs,
-    )
+        row = np.append(counts[c, : sizes[c]], escape_weight) + 1e-3
+        pmfs[c, : sizes[c] + 1] = _quantize_row(row / row.sum())
+    return SymbolTables(offsets=np.asarray(offsets, dtype=np.int32), sizes=sizes, pmfs=pmfs)
 
 
 def _quantize_row(probs: np.ndarray) -> np.ndarray:

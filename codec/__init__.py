@@ -1,1 +1,7 @@
-"""placeholder"""
+"""Networks, models, training and the encode/decode pipeline (the part that needs torch).
+
+- `networks`, `stage`, `model`: the cascade of residual stages.
+- `pipeline`: images to .cdc bytes and back (`encode`, `decode`).
+- `weights`: safetensors weights and the shipped-model manifest.
+- `training`: stage-by-stage training with checkpoints.
+"""

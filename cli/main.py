@@ -1,0 +1,189 @@
+"""The `cdcodec` command line: encode, decode, info, truncate, train, bench, experiment.
+
+Exit status: 0 on success, 1 for bad or corrupt input (one line on stderr; the
+traceback only with --traceback), 2 for usage errors. Statistics and progress
+go to stderr; `info --json` prints JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+
+from ..bitstream import CdcFormatError
+from ..bitstream import describe as describe_file
+from ..bitstream import truncate as truncate_file
+from .output import CliError, atomic_output, check_output_path, read_input, report, write_bytes_atomic
+
+EXPECTED_ERRORS = (CdcFormatError, ValueError, LookupError, OSError)
+
+
+def handle_errors(command):
+    """Turn expected failures into a one-line message and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except EXPECTED_ERRORS as exc:
+            ctx = click.get_current_context()
+            if ctx.find_root().obj and ctx.find_root().obj.get("traceback"):
+                import traceback
+
+                traceback.print_exc()
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CliError(message) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cdcodec")
+@click.option("--traceback", is_flag=True, help="Show the full traceback when a command fails.")
+@click.pass_context
+def cli(ctx: click.Context, traceback: bool) -> None:
+    """cdcodec: a progressive learned image codec.
+
+    One encode gives many qualities: stage 1 is a coarse image, every further
+    stage adds a coded residual, and any stage prefix of a .cdc file decodes.
+    """
+    ctx.obj = {"traceback": traceback}
+
+
+def _stages_option(help_text: str):
+    return click.option("--stages", "-s", type=click.IntRange(min=1), default=None, help=help_text)
+
+
+_force_option = click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
+_model_option = click.option(
+    "--model", "model_id", default=None, help="Model id from trained/, or a path to a .safetensors weights file (default: the shipped default)."
+)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@_stages_option("Number of cascade stages to write (default: all). Fewer stages: smaller file, coarser image.")
+@_model_option
+@_force_option
+@handle_errors
+def encode(input_path: Path, output: Path, stages: int | None, model_id: str | None, force: bool) -> None:
+    """Compress an image (any Pillow-readable file) into a .cdc file."""
+    from ..codec.images import load_image
+    from ..codec.pipeline import encode as encode_image
+
+    if not input_path.is_file():
+        raise CliError(f"{input_path} is not a file")
+    check_output_path(output, force, input_path)
+    pixels = load_image(input_path)
+    data = encode_image(pixels, stages=stages, model=model_id)
+    write_bytes_atomic(output, data)
+    _report_sizes(data)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@_stages_option("Decode only the first K stages (default: every stage in the file).")
+@click.option("--model", "model_id", default=None, help="Weights file to decode with (default: the model the file names, from trained/).")
+@_force_option
+@handle_errors
+def decode(input_path: Path, output: Path, stages: int | None, model_id: str | None, force: bool) -> None:
+    """Decompress a .cdc file to PNG."""
+    from ..codec.images import save_png
+    from ..codec.pipeline import decode as decode_image
+
+    data = read_input(input_path)
+    check_output_path(output, force, input_path)
+    pixels = decode_image(data, stages=stages, model=model_id)
+    with atomic_output(output) as tmp:
+        save_png(pixels, tmp)
+    info = describe_file(data)
+    used = info["stages_present"] if stages is None else stages
+    report(f"decoded {info['width']}x{info['height']} using {used} of {info['stages_present']} stages")
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON on stdout.")
+@handle_errors
+def info(input_path: Path, as_json: bool) -> None:
+    """Describe a .cdc file: geometry, model, stages and their sizes."""
+    data = read_input(input_path)
+    desc = describe_file(data)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+        return
+    click.echo(f"{input_path}: {desc['width']}x{desc['height']}, {desc['channels']} channel(s), {desc['bit_depth']}-bit")
+    click.echo(f"model: {desc['model_id']} (weights sha256 {desc['weights_sha256'][:16]}...)")
+    click.echo(f"stages: {desc['stages_present']} present of {desc['stages_announced']} written")
+    click.echo(f"header: {desc['header_bytes']} bytes")
+    for stage in desc["stages"]:
+        if stage["present"]:
+            click.echo(
+                f"  stage {stage['stage']} ({stage['kind']}): {stage['bytes']} bytes, "
+                f"cumulative {stage['cumulative_bytes']} bytes = {stage['cumulative_bpp']:.4f} bpp"
+            )
+        else:
+            click.echo(f"  stage {stage['stage']} ({stage['kind']}): not in this file")
+    click.echo(f"total: {desc['file_bytes']} bytes, {desc['bpp']:.4f} bpp")
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--stages", "-s", type=click.IntRange(min=1), required=True, help="How many stages to keep.")
+@_force_option
+@handle_errors
+def truncate(input_path: Path, output: Path, stages: int, force: bool) -> None:
+    """Write the first K stages of a .cdc file: a smaller, valid file (a byte prefix)."""
+    data = read_input(input_path)
+    check_output_path(output, force, input_path)
+    write_bytes_atomic(output, truncate_file(data, stages))
+    _report_sizes(truncate_file(data, stages))
+
+
+def _report_sizes(data: bytes) -> None:
+    info = describe_file(data)
+    sizes = ", ".join(f"stage {s['stage']} {s['bytes']} B" for s in info["stages"] if s["present"])
+    report(f"{info['file_bytes']} bytes, {info['bpp']:.4f} bpp ({info['width']}x{info['height']}); {sizes}")
+
+
+def _register_optional_commands() -> None:
+    from .train import train
+
+    cli.add_command(train)
+    try:
+        from ..bench.command import bench_command
+    except ImportError:
+        pass
+    else:
+        cli.add_command(bench_command, name="bench")
+
+    @cli.group()
+    def experiment() -> None:
+        """Reproduce the papers cdcodec grows out of."""
+
+    for module, name, attr in (
+        ("cdcodec.experiments.cascade.cli", "cascade", "cascade_command"),
+        ("cdcodec.experiments.recursive.cli", "recursive", "recursive_command"),
+    ):
+        try:
+            import importlib
+
+            command = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+        experiment.add_command(command, name=name)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    cli(prog_name="cdcodec")

@@ -1,0 +1,90 @@
+"""`cdcodec train`: train a cascade stage by stage from a folder of photos.
+
+Resumable: the work folder holds a checkpoint; running the same command again
+continues where it stopped. The finished model is written to --out as
+safetensors; `--install` also copies it into trained/ and records it in the
+manifest with the command, data, steps and device.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .output import CliError
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
+@click.option("--model-id", required=True, help="Stable id written into every file the model makes, e.g. cdc-mse-1.")
+@click.option("--arch", default="cascade3", show_default=True, help="Architecture preset (see codec/presets.py).")
+@click.option("--steps", default="1800,1600,1400", show_default=True, help="Training steps per stage, comma-separated.")
+@click.option("--batch", default=16, show_default=True, help="Crops per step.")
+@click.option("--crop", default=128, show_default=True, help="Crop side in pixels.")
+@click.option("--lr", default=5e-4, show_default=True, help="Learning rate of the nonlinear parts.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Checkpoint folder (default ~/.cache/cdcodec/train/MODEL_ID).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the finished weights.")
+@click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
+@click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
+@click.option("--seed", default=0, show_default=True)
+def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed) -> None:
+    """Train a model stage by stage (resumes from --work-dir)."""
+    import torch
+
+    from ..codec.presets import preset_config
+    from ..codec.training.data import list_images
+    from ..codec.training.train import TrainSettings, describe_settings, train_cascade
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        steps_per_stage = tuple(int(s) for s in steps.split(","))
+        config = preset_config(arch, model_id)
+        list_images(data_dir)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    if len(steps_per_stage) != len(config.stages):
+        raise CliError(f"--steps needs {len(config.stages)} numbers for {arch}")
+    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
+    out = out or work_dir / f"{model_id}.safetensors"
+    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed)
+    started = time.time()
+    train_cascade(config, data_dir, work_dir, settings, device=device, out=out)
+    click.echo(f"wrote {out}", err=True)
+    if install:
+        record = {
+            "command": "cdcodec train " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+            "data": str(data_dir),
+            "settings": describe_settings(settings),
+            "device": device if device != "cpu" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+            "seconds_last_session": round(time.time() - started),
+            "log": json.loads((work_dir / "log.json").read_text()),
+        }
+        install_model(out, config.model_id, config.to_dict(), record, make_default)
+
+
+def install_model(weights: Path, model_id: str, config: dict, training: dict, make_default: bool) -> Path:
+    """Copy weights into trained/ under a hash-prefixed name and update the manifest."""
+    from ..codec.weights import MANIFEST, file_digest, read_manifest, trained_dir
+
+    digest = file_digest(weights)
+    target = trained_dir() / f"{model_id}-{digest[:8]}.safetensors"
+    shutil.copyfile(weights, target)
+    manifest = read_manifest()
+    manifest["models"] = [m for m in manifest["models"] if m["id"] != model_id]
+    manifest["models"].append(
+        {"id": model_id, "file": target.name, "sha256": digest, "bytes": target.stat().st_size, "config": config, "training": training}
+    )
+    if make_default or not manifest.get("default"):
+        manifest["default"] = model_id
+    (trained_dir() / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return target

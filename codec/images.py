@@ -1,0 +1,76 @@
+"""Reading user images into the 8-bit arrays the codec works on, and writing them back.
+
+The codec codes 8-bit grayscale and 8-bit RGB. Other inputs are converted only
+where the conversion loses nothing (palette to RGB, bilevel to grayscale, an
+alpha channel that is fully opaque); anything else is refused with a clear
+message rather than silently changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class UnsupportedImageError(ValueError):
+    """The input is not an image the codec can code without losing information."""
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read any Pillow-readable file as uint8 (H, W) grayscale or (H, W, 3) RGB."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return image_to_array(img)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise UnsupportedImageError(f"cannot read image {path}: {exc}") from None
+
+
+def image_to_array(image) -> np.ndarray:
+    """Accept a PIL image or a numpy array; return uint8 (H, W) or (H, W, 3)."""
+    if isinstance(image, Image.Image):
+        return _pil_to_array(image)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise UnsupportedImageError(f"expected uint8 pixels, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = _drop_opaque_alpha(arr)
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise UnsupportedImageError(f"expected an (H, W) or (H, W, 3) image, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise UnsupportedImageError("image is empty")
+    return np.ascontiguousarray(arr)
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("RGB", "L"):
+        return image_to_array(np.asarray(img))
+    if mode == "1":
+        return image_to_array(np.asarray(img.convert("L")))
+    if mode == "P":
+        has_alpha = "transparency" in img.info or img.palette is not None and img.palette.mode == "RGBA"
+        return image_to_array(np.asarray(img.convert("RGBA" if has_alpha else "RGB")))
+    if mode in ("RGBA", "LA", "PA"):
+        converted = np.asarray(img.convert("RGBA"))
+        rgb = _drop_opaque_alpha(converted)
+        if mode == "LA" and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all():
+            return rgb[..., 0].copy()
+        return rgb
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        raise UnsupportedImageError(f"{mode} images (more than 8 bits per sample) are not supported")
+    raise UnsupportedImageError(f"image mode {mode} is not supported (use 8-bit RGB or grayscale)")
+
+
+def _drop_opaque_alpha(rgba: np.ndarray) -> np.ndarray:
+    if (rgba[..., 3] != 255).any():
+        raise UnsupportedImageError("images with transparency are not supported (alpha channel is not opaque)")
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def save_png(array: np.ndarray, path: str | Path) -> None:
+    Image.fromarray(array).save(path, format="PNG")

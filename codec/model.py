@@ -1,0 +1,94 @@
+"""The cascade codec: an ordered list of residual stages plus their symbol tables.
+
+`CascadeCodec` owns the networks and the per-stage integer tables. It turns an
+image into per-stage integer symbols (`analyse`) and symbols back into images
+(`synthesise`); bytes and files are the pipeline's business (`pipeline.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..bitstream import SymbolTables
+from .stage import ResidualStage, StageConfig
+
+#: The "previous reconstruction" stage 1 refines: flat mid-grey.
+BASE_LEVEL = 0.5
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    model_id: str
+    stages: tuple[StageConfig, ...]
+
+    @property
+    def multiple(self) -> int:
+        """Images are padded to a multiple of this (the largest block)."""
+        return max(s.block for s in self.stages)
+
+    def to_dict(self) -> dict:
+        return {"model_id": self.model_id, "stages": [s.to_dict() for s in self.stages]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CodecConfig":
+        return cls(model_id=str(data["model_id"]), stages=tuple(StageConfig(**s) for s in data["stages"]))
+
+
+class CascadeCodec(nn.Module):
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        self.stages = nn.ModuleList(ResidualStage(c) for c in config.stages)
+        self.tables: list[SymbolTables | None] = [None] * len(config.stages)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    def base(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(like, BASE_LEVEL)
+
+    @torch.no_grad()
+    def analyse(self, x: torch.Tensor, stages: int) -> list[torch.Tensor]:
+        """Integer symbols (as float tensors) of the first `stages` stages.
+
+        Each stage's encoder sees the reconstruction the decoder will have, built
+        from the previous stages' rounded symbols.
+        """
+        prev = self.base(x)
+        symbols = []
+        for stage in self.stages[:stages]:
+            q = stage.quantize(stage.analyse(x, prev))
+            symbols.append(q)
+            prev = stage.synthesise(q, prev)
+        return symbols
+
+    @torch.no_grad()
+    def synthesise(self, symbols: list[torch.Tensor], like: torch.Tensor) -> list[torch.Tensor]:
+        """Reconstructions after each stage, from the symbols of stages 1..len(symbols)."""
+        prev = self.base(like)
+        out = []
+        for stage, q in zip(self.stages, symbols):
+            prev = stage.synthesise(q, prev)
+            out.append(prev)
+        return out
+
+    def tables_for(self, index: int) -> SymbolTables:
+        tables = self.tables[index]
+        if tables is None:
+            raise RuntimeError(f"stage {index + 1} has no symbol tables (model not finished training)")
+        return tables
+
+
+def symbols_to_array(q: torch.Tensor) -> np.ndarray:
+    """(1, C, h, w) float symbols -> (C, h·w) int32 for the entropy coder."""
+    return q[0].reshape(q.shape[1], -1).to(torch.int32).cpu().numpy()
+
+
+def array_to_symbols(arr: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """Inverse of `symbols_to_array` for a latent grid of `height`×`width`."""
+    return torch.from_numpy(arr.astype(np.float32)).reshape(1, arr.shape[0], height, width)

@@ -1,0 +1,130 @@
+"""The building blocks of a cascade stage: a linear block transform and two small CNNs.
+
+Why this shape: on our compute a codec has to learn fast. Each stage therefore
+starts from a transform that is already good, an orthonormal block transform
+initialised from the principal components of the signal it codes (what JPEG's
+DCT approximates), and adds learned nonlinear corrections whose last layer starts
+at zero. At step 0 a stage is a well-tuned linear transform code; training can
+only move it from there.
+
+- `BlockTransform`: analysis = strided convolution (kernel = stride = block),
+  synthesis = the matching transposed convolution. Both start as the PCA basis.
+- `EncoderBranch`: a nonlinear correction to the latent, computed from the
+  signal and its context (lets the encoder adapt, e.g. to spend fewer bits).
+- `RefineNet`: a full-resolution residual CNN on the decoder side that sees the
+  linear reconstruction and the previous stage's image; it removes block edges
+  and predicts detail the coarse latent cannot carry.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class BlockTransform(nn.Module):
+    """Linear analysis/synthesis pair over non-overlapping `block`×`block` patches."""
+
+    def __init__(self, block: int, channels: int = 3):
+        super().__init__()
+        self.block = block
+        self.latent_channels = channels * block * block
+        self.analysis = nn.Conv2d(channels, self.latent_channels, block, stride=block, bias=False)
+        self.synthesis = nn.ConvTranspose2d(self.latent_channels, channels, block, stride=block, bias=False)
+        self.reset_orthonormal(torch.eye(self.latent_channels))
+
+    @torch.no_grad()
+    def reset_orthonormal(self, basis: torch.Tensor) -> None:
+        """Set both transforms from an orthonormal basis (columns = basis vectors).
+
+        A patch is flattened in (channel, row, column) order, the layout of a
+        convolution kernel, so `basis[:, k]` becomes the k-th output filter.
+        """
+        shape = (self.latent_channels, -1, self.block, self.block)
+        filters = basis.T.reshape(shape).to(self.analysis.weight)
+        self.analysis.weight.copy_(filters)
+        self.synthesis.weight.copy_(filters)
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        return self.analysis(x)
+
+    def synthesise(self, y: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(y)
+
+
+def _zero_last(module: nn.Conv2d) -> nn.Conv2d:
+    nn.init.zeros_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+    return module
+
+
+class EncoderBranch(nn.Module):
+    """Nonlinear latent correction: (signal, context) at full resolution -> latent grid."""
+
+    def __init__(self, block: int, latent_channels: int, in_channels: int = 6, features: int = 32):
+        super().__init__()
+        hidden = max(features, 2 * in_channels)
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 3, padding=1),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(hidden, hidden, block, stride=block),
+            nn.LeakyReLU(0.1),
+            _zero_last(nn.Conv2d(hidden, latent_channels, 1)),
+        )
+
+    def forward(self, signal: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([signal, context], dim=1))
+
+
+class RefineNet(nn.Module):
+    """Residual CNN at full resolution: (linear reconstruction, context) -> correction."""
+
+    def __init__(self, in_channels: int = 6, features: int = 32, layers: int = 4, out_channels: int = 3):
+        super().__init__()
+        body: list[nn.Module] = [nn.Conv2d(in_channels, features, 3, padding=1), nn.LeakyReLU(0.1)]
+        for _ in range(layers - 2):
+            body += [nn.Conv2d(features, features, 3, padding=1), nn.LeakyReLU(0.1)]
+        body.append(_zero_last(nn.Conv2d(features, out_channels, 3, padding=1)))
+        self.body = nn.Sequential(*body)
+
+    def forward(self, estimate: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([estimate, context], dim=1))
+
+
+class LaplacePrior(nn.Module):
+    """Per-channel zero-mean Laplace over integer symbols: the training-time rate model.
+
+    Only a differentiable stand-in for the rate while training; the shipped
+    integer tables are fitted afterwards from real symbol histograms, and real
+    rates are counted from coded bytes.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(channels))
+
+    def bits(self, y: torch.Tensor) -> torch.Tensor:
+        """Total bits of the (noisy or rounded) symbols `y` (N, C, h, w)."""
+        scale = self.log_scale.exp().clamp_min(0.05).view(1, -1, 1, 1)
+        upper = _laplace_cdf((y + 0.5) / scale)
+        lower = _laplace_cdf((y - 0.5) / scale)
+        prob = (upper - lower).clamp_min(1e-9)
+        return -(prob.log2()).sum()
+
+
+def _laplace_cdf(z: torch.Tensor) -> torch.Tensor:
+    return 0.5 + 0.5 * torch.sign(z) * (1 - torch.exp(-z.abs()))
+
+
+def lambda_for_step(step: float, samples_per_pixel: int = 3) -> float:
+    """Rate-distortion weight matched to a quantizer step (pixels in [0, 1]).
+
+    For a uniform quantizer at high rate, D = step²/12 per coefficient and
+    dR/dstep = -1/(step·ln 2); the optimum of R + λ·D per pixel then sits at
+    λ = 6·samples_per_pixel / (step²·ln 2). Training with this λ keeps the
+    learned parts consistent with the fixed step.
+    """
+    return 6.0 * samples_per_pixel / (step * step * math.log(2))

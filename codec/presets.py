@@ -1,0 +1,30 @@
+"""Named architectures that `cdcodec train` can build.
+
+`cascade3` is the shipped layout: a coarse stage on 16×16 blocks, then two
+residual stages on 8×8 blocks with finer quantizers. The steps set each stage's
+operating point (roughly 0.3, 1 and 2.3 bits per pixel cumulated on photos).
+"""
+
+from __future__ import annotations
+
+from .model import CodecConfig
+from .stage import StageConfig
+
+PRESETS = {
+    "cascade3": (
+        StageConfig(block=16, step=0.5),
+        StageConfig(block=8, step=0.2),
+        StageConfig(block=8, step=0.08),
+    ),
+    # A tiny layout for tests and smoke runs: trains in seconds.
+    "tiny": (
+        StageConfig(block=4, step=0.3, refine_features=8, refine_layers=2, encoder_features=8),
+        StageConfig(block=4, step=0.1, refine_features=8, refine_layers=2, encoder_features=8),
+    ),
+}
+
+
+def preset_config(name: str, model_id: str) -> CodecConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown architecture {name!r} (choose from {', '.join(PRESETS)})")
+    return CodecConfig(model_id=model_id, stages=PRESETS[name])

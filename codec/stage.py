@@ -1,0 +1,86 @@
+"""One stage of the cascade: code what the previous stages left, add it back.
+
+Dataflow of stage k (stage 1 sees a flat mid-grey image as its "previous")::
+
+    original x ──┐
+                 ├─ r = x - prev ─► analysis ─► y/step ─► round ─► symbols ─► entropy coder
+    prev ────────┘        (BlockTransform + EncoderBranch)              │
+                                                                        ▼
+    prev ─────────────────────────────────────► synthesis ◄─── symbols·step
+                                                   │ (BlockTransform + RefineNet)
+                                                   ▼
+                                   recon_k = prev + residual
+
+The decoder needs only `prev` and the symbols, so `decode --stages k` stops
+after stage k. The symbols reach the entropy coder through fixed integer tables
+(`SymbolTables`), never through a float computation on the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .networks import BlockTransform, EncoderBranch, LaplacePrior, RefineNet
+
+#: Latent values are clamped to int16, the range the entropy coder accepts.
+SYMBOL_LIMIT = 32767
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Architecture of one stage; stored in the weights' metadata."""
+
+    block: int  # side of the transform block (also the latent's stride)
+    step: float  # quantizer step in latent units (pixels in [0, 1])
+    refine_features: int = 32
+    refine_layers: int = 4
+    encoder_features: int = 32
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResidualStage(nn.Module):
+    def __init__(self, config: StageConfig):
+        super().__init__()
+        self.config = config
+        self.transform = BlockTransform(config.block)
+        channels = self.transform.latent_channels
+        self.encoder = EncoderBranch(config.block, channels, features=config.encoder_features)
+        self.refine = RefineNet(features=config.refine_features, layers=config.refine_layers)
+        self.prior = LaplacePrior(channels)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.transform.latent_channels
+
+    def analyse(self, x: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """Continuous latent in symbol units (before rounding)."""
+        residual = x - prev
+        y = self.transform.analyse(residual) + self.encoder(residual, prev)
+        return y / self.config.step
+
+    def quantize(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.round(y).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
+
+    def synthesise(self, symbols: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """Reconstruction after this stage, from integer symbols and the previous image."""
+        linear = self.transform.synthesise(symbols * self.config.step)
+        estimate = prev + linear
+        return estimate + self.refine(estimate, prev)
+
+    def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction, estimated bits).
+
+        Rate uses additive uniform noise (a differentiable stand-in for rounding);
+        the reconstruction uses true rounding with a straight-through gradient,
+        so the decoder learns on the symbols it will really receive.
+        """
+        y = self.analyse(x, prev)
+        noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        bits = self.prior.bits(noisy)
+        rounded = y + (torch.round(y) - y).detach()
+        return self.synthesise(rounded, prev), bits

@@ -1,0 +1,206 @@
+"""Stage-by-stage training of the cascade, as in the cascade-decoder paper.
+
+Stage 1 is trained alone; then it is frozen and stage 2 learns to code what
+stage 1 leaves, and so on. Before a stage trains, its block transform is set to
+the PCA basis of the residual it will code; after it trains, its integer symbol
+tables are fitted from the symbols it really produces. The loss of stage k is
+its own rate plus λ_k times the distortion after stage k, with λ_k matched to
+the stage's quantizer step.
+
+Runs on CPU or CUDA (bfloat16 autocast on CUDA), checkpoints to a work folder
+every few minutes, and resumes from there: run the same command again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..model import CascadeCodec, CodecConfig
+from ..networks import lambda_for_step
+from ..weights import save_codec
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import CropSampler
+from .fitting import extract_blocks, fit_tables, pca_basis
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps_per_stage: tuple[int, ...]
+    batch: int = 16
+    crop: int = 128
+    lr: float = 5e-4
+    transform_lr: float = 2e-5
+    pca_crops: int = 512
+    table_crops: int = 1024
+    checkpoint_seconds: float = 120.0
+    seed: int = 0
+
+
+def train_cascade(
+    config: CodecConfig,
+    data_dir: str | Path,
+    work_dir: str | Path,
+    settings: TrainSettings,
+    device: str = "cpu",
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> CascadeCodec:
+    """Train (or resume training) every stage; optionally write the final weights to `out`."""
+    if len(settings.steps_per_stage) != len(config.stages):
+        raise ValueError("need a step count for every stage")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    dev = torch.device(device)
+    codec = CascadeCodec(config)
+    state = {"stage": 0, "step": 0, "initialised": False, "log": []}
+    optimizer_state = None
+    ckpt = work_dir / CHECKPOINT
+    if ckpt.exists():
+        state, optimizer_state = load_checkpoint(ckpt, codec)
+        _say(f"resuming from {ckpt}: stage {state['stage'] + 1}, step {state['step']}", progress)
+    codec.to(dev)
+    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + 1000 * state["stage"] + state["step"], progress=progress)
+
+    while state["stage"] < codec.num_stages:
+        k = state["stage"]
+        stage = codec.stages[k]
+        if not state["initialised"]:
+            _init_from_pca(codec, k, sampler, settings, dev)
+            state.update(initialised=True, step=0)
+            optimizer_state = None
+        optimizer = _optimizer(codec, k, settings)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+            optimizer_state = None
+        _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progress)
+        codec.tables[k] = _fit_stage_tables(codec, k, sampler, settings, dev)
+        state["log"].append({"stage": k + 1, "steps": state["step"], "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+        state.update(stage=k + 1, step=0, initialised=False)
+        save_checkpoint(ckpt, codec, None, state)
+        _say(f"stage {k + 1} finished", progress)
+    codec.eval()
+    if out is not None:
+        save_codec(codec.cpu(), out)
+    (work_dir / "log.json").write_text(json.dumps(state["log"], indent=2))
+    return codec
+
+
+def _optimizer(codec: CascadeCodec, k: int, settings: TrainSettings) -> torch.optim.Optimizer:
+    for i, stage in enumerate(codec.stages):
+        stage.requires_grad_(i == k)
+    stage = codec.stages[k]
+    return torch.optim.Adam(
+        [
+            {"params": list(stage.transform.parameters()), "lr": settings.transform_lr},
+            {"params": list(stage.prior.parameters()), "lr": 1e-2},
+            {"params": list(stage.encoder.parameters()) + list(stage.refine.parameters()), "lr": settings.lr},
+        ]
+    )
+
+
+@torch.no_grad()
+def _previous(codec: CascadeCodec, k: int, x: torch.Tensor) -> torch.Tensor:
+    """Reconstruction after the frozen stages 1..k, exactly as the decoder builds it."""
+    prev = codec.base(x)
+    for stage in codec.stages[:k]:
+        prev = stage.synthesise(stage.quantize(stage.analyse(x, prev)), prev)
+    return prev
+
+
+@torch.no_grad()
+def _init_from_pca(codec: CascadeCodec, k: int, sampler: CropSampler, settings: TrainSettings, dev) -> None:
+    stage = codec.stages[k]
+    codec.eval()
+    blocks = []
+    for _ in range(max(1, settings.pca_crops // settings.batch)):
+        x = sampler.batch(settings.batch).to(dev)
+        blocks.append(extract_blocks(x - _previous(codec, k, x), stage.config.block).cpu())
+    stage.transform.reset_orthonormal(pca_basis(torch.cat(blocks)).to(dev))
+    # Start the rate model at the symbols' real spread (Laplace scale = mean |y|),
+    # so the first steps see a sensible rate instead of learning it from scratch.
+    spread = torch.zeros(stage.latent_channels, device=dev)
+    for _ in range(4):
+        x = sampler.batch(settings.batch).to(dev)
+        spread += stage.analyse(x, _previous(codec, k, x)).abs().mean(dim=(0, 2, 3)) / 4
+    stage.prior.log_scale.copy_(spread.clamp_min(0.05).log())
+
+
+def _lr_factor(step: int, total: int) -> float:
+    warmup = min(200, total // 10 + 1)
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progress) -> None:
+    stage = codec.stages[k]
+    total = settings.steps_per_stage[k]
+    lam = lambda_for_step(stage.config.step)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    last_save = time.monotonic()
+    use_amp = dev.type == "cuda"
+    bar = tqdm(total=total, initial=state["step"], desc=f"stage {k + 1}", disable=not progress, dynamic_ncols=True)
+    while state["step"] < total:
+        codec.eval()
+        stage.train()
+        x = sampler.batch(settings.batch).to(dev, non_blocking=True)
+        prev = _previous(codec, k, x)
+        factor = _lr_factor(state["step"], total)
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * factor
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            recon, bits = stage(x, prev)
+        mse = torch.mean((recon.float() - x) ** 2)
+        bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
+        loss = bpp + lam * mse
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(stage.parameters(), 1.0)
+        optimizer.step()
+        state["step"] += 1
+        bar.update(1)
+        if state["step"] % 10 == 0:
+            psnr = -10 * math.log10(max(mse.item(), 1e-10))
+            bar.set_postfix(loss=f"{loss.item():.4f}", bpp=f"{bpp.item():.3f}", psnr=f"{psnr:.2f}")
+        if time.monotonic() - last_save > settings.checkpoint_seconds:
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base
+            save_checkpoint(ckpt, codec, optimizer, state)
+            last_save = time.monotonic()
+    bar.close()
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = base
+
+
+@torch.no_grad()
+def _fit_stage_tables(codec, k, sampler, settings, dev):
+    codec.eval()
+    stage = codec.stages[k]
+    batches = []
+    for _ in range(max(1, settings.table_crops // settings.batch)):
+        x = sampler.batch(settings.batch).to(dev)
+        q = stage.quantize(stage.analyse(x, _previous(codec, k, x)))
+        batches.append(q.permute(1, 0, 2, 3).reshape(q.shape[1], -1).to(torch.int64).cpu().numpy())
+    return fit_tables(batches)
+
+
+def _say(message: str, progress: bool) -> None:
+    if progress:
+        tqdm.write(message)
+
+
+def describe_settings(settings: TrainSettings) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
+
+
+__all__ = ["TrainSettings", "train_cascade", "describe_settings"]

@@ -1,0 +1,113 @@
+"""Saving and loading a codec as one safetensors file, and finding shipped models.
+
+A weights file holds the network parameters, the per-stage integer symbol
+tables and, in its metadata, the architecture config. Its sha256 is the
+model's digest: it goes into every .cdc header so a file is only ever decoded
+with exactly the weights and tables that made it.
+
+Shipped models are listed in `trained/manifest.json` (model id -> file, sha256,
+config and how it was trained). Model ids are stable strings chosen by hand,
+never derived from list order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..bitstream import SymbolTables
+from .model import CascadeCodec, CodecConfig
+
+MANIFEST = "manifest.json"
+
+
+class ModelNotFoundError(LookupError):
+    """No shipped or given model matches what was asked for."""
+
+
+def save_codec(codec: CascadeCodec, path: str | Path) -> str:
+    """Write weights, tables and config to `path`; return the file's sha256 hex digest."""
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    for i, tables in enumerate(codec.tables):
+        if tables is None:
+            continue
+        tensors[f"tables.{i}.offsets"] = torch.from_numpy(tables.offsets.astype("int32"))
+        tensors[f"tables.{i}.sizes"] = torch.from_numpy(tables.sizes.astype("int32"))
+        tensors[f"tables.{i}.pmfs"] = torch.from_numpy(tables.pmfs.astype("int32"))
+    save_file(tensors, str(path), metadata={"config": json.dumps(codec.config.to_dict(), sort_keys=True)})
+    return file_digest(path)
+
+
+def load_codec(path: str | Path) -> tuple[CascadeCodec, bytes]:
+    """Load a codec from a weights file; return it with its 32-byte digest."""
+    path = Path(path)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if "config" not in metadata:
+        raise ModelNotFoundError(f"{path} is not a cdcodec weights file (no config)")
+    codec = CascadeCodec(CodecConfig.from_dict(json.loads(metadata["config"])))
+    tensors = load_file(str(path))
+    codec.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    for i in range(codec.num_stages):
+        if f"tables.{i}.pmfs" in tensors:
+            codec.tables[i] = SymbolTables(
+                offsets=tensors[f"tables.{i}.offsets"].numpy(),
+                sizes=tensors[f"tables.{i}.sizes"].numpy(),
+                pmfs=tensors[f"tables.{i}.pmfs"].numpy().astype("uint32"),
+            )
+    codec.eval()
+    return codec, bytes.fromhex(file_digest(path))
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def trained_dir() -> Path:
+    return Path(str(resources.files("cdcodec.trained")))
+
+
+def read_manifest() -> dict:
+    path = trained_dir() / MANIFEST
+    if not path.exists():
+        return {"default": None, "models": []}
+    return json.loads(path.read_text())
+
+
+def available_models() -> list[str]:
+    return [m["id"] for m in read_manifest()["models"]]
+
+
+def default_model_id() -> str:
+    manifest = read_manifest()
+    if not manifest.get("default"):
+        raise ModelNotFoundError("no trained model is shipped in trained/ (see README: training)")
+    return manifest["default"]
+
+
+@lru_cache(maxsize=4)
+def load_shipped(model_id: str | None = None) -> tuple[CascadeCodec, bytes]:
+    """Load a model from trained/ by id (the default one when None), verifying its sha256."""
+    model_id = model_id or default_model_id()
+    for entry in read_manifest()["models"]:
+        if entry["id"] == model_id:
+            path = trained_dir() / entry["file"]
+            codec, digest = load_codec(path)
+            if digest.hex() != entry["sha256"]:
+                raise ModelNotFoundError(f"weights file for {model_id} does not match its manifest sha256")
+            if codec.config.model_id != model_id:
+                raise ModelNotFoundError(f"weights file for {model_id} declares id {codec.config.model_id}")
+            return codec, digest
+    raise ModelNotFoundError(f"unknown model id {model_id!r} (shipped: {', '.join(available_models()) or 'none'})")

@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny untrained-but-complete model, synthetic images, paths to shared data.
+
+The tiny model has real PCA-initialised transforms and real fitted tables, so
+every code path of the pipeline runs, in well under a second, without the
+shipped weights and without ../shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cdcodec.codec.model import CascadeCodec
+from cdcodec.codec.pipeline import LoadedModel
+from cdcodec.codec.presets import preset_config
+from cdcodec.codec.training.fitting import extract_blocks, fit_tables, pca_basis
+from cdcodec.codec.weights import load_codec, save_codec
+from imagegen import smooth_image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def build_tiny_model(path: Path) -> None:
+    torch.manual_seed(0)
+    codec = CascadeCodec(preset_config("tiny", "test-tiny"))
+    codec.eval()
+    images = torch.stack(
+        [torch.from_numpy(smooth_image(32, 32, seed=s)).permute(2, 0, 1).float() / 255 for s in range(8)]
+    )
+    with torch.no_grad():
+        prev = codec.base(images)
+        for index, stage in enumerate(codec.stages):
+            stage.transform.reset_orthonormal(pca_basis(extract_blocks(images - prev, stage.config.block)))
+            q = stage.quantize(stage.analyse(images, prev))
+            codec.tables[index] = fit_tables([q.permute(1, 0, 2, 3).reshape(q.shape[1], -1).long().numpy()])
+            prev = stage.synthesise(q, prev)
+    save_codec(codec, path)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    build_tiny_model(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_weights) -> LoadedModel:
+    codec, digest = load_codec(tiny_weights)
+    return LoadedModel(codec, digest)
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    path = SHARED / "kodak"
+    if not path.is_dir():
+        pytest.skip("../shared/data/kodak is not available (evaluation data lives outside the repository)")
+    return path

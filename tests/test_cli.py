@@ -1,0 +1,148 @@
+"""The command line through click's CliRunner: success paths, exit codes, no partial outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cdcodec.bitstream import unpack
+from cdcodec.cli.main import cli
+from imagegen import smooth_image
+
+
+@pytest.fixture()
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(smooth_image(30, 44, seed=4)).save(path)
+    return path
+
+
+@pytest.fixture()
+def encoded(runner, photo, tiny_weights, tmp_path):
+    out = tmp_path / "photo.cdc"
+    result = runner.invoke(cli, ["encode", str(photo), str(out), "--model", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_encode_reports_real_sizes(runner, photo, tiny_weights, tmp_path):
+    out = tmp_path / "a.cdc"
+    result = runner.invoke(cli, ["encode", str(photo), str(out), "--model", str(tiny_weights)])
+    assert result.exit_code == 0
+    size = out.stat().st_size
+    assert f"{size} bytes" in result.stderr
+    assert f"{8 * size / (30 * 44):.4f} bpp" in result.stderr
+    assert "stage 1" in result.stderr and "stage 2" in result.stderr
+
+
+def test_decode_all_and_some_stages(runner, encoded, tiny_weights, tmp_path):
+    for stages in ([], ["--stages", "1"]):
+        out = tmp_path / f"out{len(stages)}.png"
+        result = runner.invoke(cli, ["decode", str(encoded), str(out), "--model", str(tiny_weights), *stages])
+        assert result.exit_code == 0, result.output
+        assert np.asarray(Image.open(out)).shape == (30, 44, 3)
+
+
+def test_info_json(runner, encoded):
+    result = runner.invoke(cli, ["info", str(encoded), "--json"])
+    assert result.exit_code == 0
+    desc = json.loads(result.stdout)
+    assert desc["width"] == 44 and desc["height"] == 30
+    assert desc["file_bytes"] == encoded.stat().st_size
+    assert [s["stage"] for s in desc["stages"]] == [1, 2]
+    text = runner.invoke(cli, ["info", str(encoded)])
+    assert text.exit_code == 0 and "stage 2" in text.stdout
+
+
+def test_truncate_writes_the_byte_prefix(runner, encoded, tmp_path):
+    out = tmp_path / "one.cdc"
+    result = runner.invoke(cli, ["truncate", str(encoded), str(out), "--stages", "1"])
+    assert result.exit_code == 0
+    assert encoded.read_bytes().startswith(out.read_bytes())
+    assert unpack(out.read_bytes()).stages_present == 1
+
+
+BAD_INPUTS = {
+    "empty": b"",
+    "not-cdc": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+    "text": b"hello world",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS) + ["truncated", "corrupt"])
+def test_bad_inputs_fail_cleanly(runner, encoded, tiny_weights, tmp_path, name):
+    data = encoded.read_bytes()
+    if name == "truncated":
+        blob = data[: len(data) - 3]
+    elif name == "corrupt":
+        damaged = bytearray(data)
+        damaged[len(damaged) // 2] ^= 0xFF
+        blob = bytes(damaged)
+    else:
+        blob = BAD_INPUTS[name]
+    bad = tmp_path / f"{name}.cdc"
+    bad.write_bytes(blob)
+    for args in (["decode", str(bad), str(tmp_path / "o.png"), "--model", str(tiny_weights)], ["info", str(bad)],
+                 ["truncate", str(bad), str(tmp_path / "o.cdc"), "--stages", "1"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith("cdcodec: error:")
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.cdc").exists()
+    assert bad.read_bytes() == blob
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_traceback_only_on_request(runner, tmp_path):
+    bad = tmp_path / "bad.cdc"
+    bad.write_bytes(b"junk")
+    quiet = runner.invoke(cli, ["info", str(bad)])
+    loud = runner.invoke(cli, ["--traceback", "info", str(bad)])
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr and loud.exit_code == 1
+
+
+def test_bad_image_input(runner, tmp_path, tiny_weights):
+    src = tmp_path / "bad.png"
+    src.write_bytes(b"not really a png")
+    result = runner.invoke(cli, ["encode", str(src), str(tmp_path / "x.cdc"), "--model", str(tiny_weights)])
+    assert result.exit_code == 1 and not (tmp_path / "x.cdc").exists()
+    missing = runner.invoke(cli, ["encode", str(tmp_path / "nope.png"), str(tmp_path / "x.cdc")])
+    assert missing.exit_code == 1
+
+
+def test_existing_output_needs_force(runner, photo, encoded, tiny_weights):
+    before = encoded.read_bytes()
+    refused = runner.invoke(cli, ["encode", str(photo), str(encoded), "--stages", "1", "--model", str(tiny_weights)])
+    assert refused.exit_code == 1 and "--force" in refused.stderr
+    assert encoded.read_bytes() == before
+    forced = runner.invoke(cli, ["encode", str(photo), str(encoded), "--stages", "1", "--force", "--model", str(tiny_weights)])
+    assert forced.exit_code == 0
+    assert unpack(encoded.read_bytes()).stages_present == 1
+
+
+def test_output_may_not_be_the_input(runner, encoded):
+    before = encoded.read_bytes()
+    result = runner.invoke(cli, ["truncate", str(encoded), str(encoded), "--stages", "1", "--force"])
+    assert result.exit_code == 1 and encoded.read_bytes() == before
+
+
+def test_usage_errors_exit_2(runner, encoded, tmp_path):
+    assert runner.invoke(cli, ["decode"]).exit_code == 2
+    assert runner.invoke(cli, ["decode", str(encoded), str(tmp_path / "o.png"), "--stages", "0"]).exit_code == 2
+    assert runner.invoke(cli, ["frobnicate"]).exit_code == 2
+
+
+def test_too_many_stages_is_bad_input(runner, encoded, tiny_weights, tmp_path):
+    result = runner.invoke(cli, ["decode", str(encoded), str(tmp_path / "o.png"), "--stages", "5", "--model", str(tiny_weights)])
+    assert result.exit_code == 1 and not (tmp_path / "o.png").exists()
