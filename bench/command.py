@@ -18,7 +18,7 @@ from .codecs import BASELINES
 from .images import bundled_images, folder_images
 from .plots import write_plots
 from .report import format_summary, summarise
-from .run import describe_codec, results_document, run, split_available
+from .run import describe_codec, results_document, reusable, run, split_available
 
 ALL_SOURCES = (CDCODEC, *BASELINES)
 DEFAULT_REFERENCE = "webp"
@@ -51,9 +51,12 @@ def _select(spec: str | None) -> list:
               default=Path("bench-rd.png"), show_default=True,
               help="Plot name; writes NAME-psnr.png, NAME-ssim.png and NAME-msssim.png.")
 @click.option("--max-images", type=click.IntRange(min=1), help="Use only the first N images.")
+@click.option("--reuse", "reuse_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Earlier results JSON: take over its baseline measurements where codec settings, "
+                   "images and library versions match (cdcodec is always re-measured).")
 @click.option("--bd-method", type=click.Choice(METHODS), default="pchip", show_default=True,
               help="BD-rate interpolation: piecewise-cubic Hermite or Bjøntegaard's cubic fit.")
-def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, bd_method):
+def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, reuse_path, bd_method):
     """Rate-distortion benchmark of cdcodec against JPEG, WebP, JPEG 2000, AVIF, JPEG XL and lossless codecs."""
     from tqdm import tqdm
 
@@ -67,12 +70,16 @@ def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_im
     if reference not in {s.name for s in sources}:
         click.echo(f"note: reference codec {reference!r} is not running; BD-rates will be empty", err=True)
 
+    reused = reusable(json.loads(reuse_path.read_text()), images, sources) if reuse_path else {}
+    if reuse_path:
+        click.echo(f"reusing {len(reused)} (image, codec) measurements from {reuse_path}", err=True)
+
     with tqdm(total=len(images) * len(sources), file=sys.stderr, unit="run", desc="bench") as bar:
         def step(what: str) -> None:
             bar.set_postfix_str(what, refresh=False)
             bar.update()
 
-        measurements, errors = run(images, sources, step)
+        measurements, errors = run(images, sources, step, reused)
     for error in errors:
         click.echo(f"error: {error['codec']} on {error['image']}: {error['error']}", err=True)
 

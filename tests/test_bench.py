@@ -314,3 +314,22 @@ def test_bundled_images_need_no_network():
     assert len(images) >= 4
     for image in images:
         assert image.pixels.dtype == np.uint8 and image.pixels.ndim == 3 and image.pixels.shape[2] == 3
+
+
+def test_reuse_takes_over_matching_measurements_without_encoding(tmp_path, image_dir, monkeypatch):
+    _, first = _invoke(tmp_path, image_dir, "png,jpeg420", reference="jpeg420")
+    previous = tmp_path / "previous.json"
+    previous.write_text(json.dumps(first))
+
+    def broken(*args, **kwargs):
+        raise AssertionError("a reused measurement must not be encoded again")
+
+    monkeypatch.setattr("cdcodec.bench.codecs._pil_save", broken)
+    out = tmp_path / "second.json"
+    result = CliRunner().invoke(bench_command, ["--images", str(image_dir), "--codecs", "png,jpeg420", "--reference",
+                                                "jpeg420", "--reuse", str(previous), "--out", str(out),
+                                                "--plot", str(tmp_path / "second.png")])
+    assert result.exit_code == 0, result.output
+    second = json.loads(out.read_text())
+    assert second["errors"] == []
+    assert second["measurements"] == first["measurements"]
