@@ -74,24 +74,40 @@ def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_im
     if reuse_path:
         click.echo(f"reusing {len(reused)} (image, codec) measurements from {reuse_path}", err=True)
 
+    options = {key: (str(value) if isinstance(value, Path) else value)
+               for key, value in click.get_current_context().params.items()}
+    descriptions = [describe_codec(source) for source in sources]
+
+    def document(measurements: list[dict], errors: list[dict], complete: bool) -> dict:
+        done = {m["image"] for m in measurements} | {e["image"] for e in errors}
+        finished = images if complete else [image for image in images if image.name in done]
+        summary = summarise(measurements, descriptions, reference, bd_method)
+        return results_document(finished, sources, skipped, measurements, errors, summary, options, complete)
+
+    def checkpoint(measurements: list[dict], errors: list[dict]) -> None:
+        """Save what is done so far: a long run that is stopped can be resumed with --reuse."""
+        write_json(out_path, document(measurements, errors, complete=False))
+
     with tqdm(total=len(images) * len(sources), file=sys.stderr, unit="run", desc="bench") as bar:
         def step(what: str) -> None:
             bar.set_postfix_str(what, refresh=False)
             bar.update()
 
-        measurements, errors = run(images, sources, step, reused)
+        measurements, errors = run(images, sources, step, reused, checkpoint)
     for error in errors:
         click.echo(f"error: {error['codec']} on {error['image']}: {error['error']}", err=True)
 
-    descriptions = [describe_codec(source) for source in sources]
-    summary = summarise(measurements, descriptions, reference, bd_method)
-    options = {key: (str(value) if isinstance(value, Path) else value)
-               for key, value in click.get_current_context().params.items()}
-    document = results_document(images, sources, skipped, measurements, errors, summary, options)
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    final = document(measurements, errors, complete=True)
+    write_json(out_path, final)
     click.echo(f"wrote {out_path}", err=True)
-    for path in write_plots(document, plot_path):
+    for path in write_plots(final, plot_path):
         click.echo(f"wrote {path}", err=True)
-    click.echo(format_summary(document))
+    click.echo(format_summary(final))
+
+
+def write_json(path: Path, document: dict) -> None:
+    """Write strict JSON (no NaN or infinity) atomically, so a checkpoint is never half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    temporary.replace(path)

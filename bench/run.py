@@ -47,12 +47,15 @@ def run(
     sources: Sequence,
     step: Callable[[str], None] | None = None,
     reused: dict | None = None,
+    image_done: Callable[[list[dict], list[dict]], None] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Measure every (image, codec, setting); return (measurements, errors).
 
     `step` is called once per finished (image, codec) pair with a short description,
     which is how the command drives its progress bar. `reused` maps (image, codec)
     to measurements taken earlier (see `reusable`); those pairs are not re-encoded.
+    `image_done` gets the measurements and errors so far after each image, so that
+    the command can save a checkpoint a later run can ``--reuse``.
     """
     measurements: list[dict] = []
     errors: list[dict] = []
@@ -79,6 +82,8 @@ def run(
                                "error": f"{type(error).__name__}: {error}"})
             if step is not None:
                 step(f"{image.name}/{source.name}")
+        if image_done is not None:
+            image_done(measurements, errors)
     return measurements, errors
 
 
@@ -157,10 +162,16 @@ def describe_image(image: TestImage) -> dict:
     return {"name": image.name, "source": image.source, "width": width, "height": height, "channels": channels}
 
 
-def results_document(images, sources, skipped, measurements, errors, summary, options: dict) -> dict:
-    """The JSON document: everything measured plus how, where and with what."""
+def results_document(images, sources, skipped, measurements, errors, summary, options: dict,
+                     complete: bool = True) -> dict:
+    """The JSON document: everything measured plus how, where and with what.
+
+    `complete` is False in the checkpoints written while a run is going on; their
+    ``images`` list only the images finished so far.
+    """
     return {
         "schema": SCHEMA,
+        "complete": complete,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "options": options,
         "environment": environment(),

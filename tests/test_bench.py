@@ -264,10 +264,10 @@ def _invoke(tmp_path, image_dir, codecs: str, reference: str = "webp"):
 def test_command_writes_json_plots_and_summary(tmp_path, image_dir):
     codecs = "jpeg420,webp,png,jpegls-near"
     result, doc = _invoke(tmp_path, image_dir, codecs)
-    for key in ("schema", "created", "options", "environment", "images", "codecs", "skipped", "errors",
+    for key in ("schema", "complete", "created", "options", "environment", "images", "codecs", "skipped", "errors",
                 "measurements", "summary"):
         assert key in doc
-    assert doc["schema"] == "cdcodec-bench/1"
+    assert doc["schema"] == "cdcodec-bench/1" and doc["complete"] is True
     assert [i["name"] for i in doc["images"]] == ["img0", "img1"]
     assert {c["name"] for c in doc["codecs"]} <= set(codecs.split(","))
     expected = sum(len(baseline(c["name"]).settings) for c in doc["codecs"]) * 2
@@ -333,3 +333,37 @@ def test_reuse_takes_over_matching_measurements_without_encoding(tmp_path, image
     second = json.loads(out.read_text())
     assert second["errors"] == []
     assert second["measurements"] == first["measurements"]
+
+
+def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path, image_dir, monkeypatch):
+    """Kill the run on the second image: the JSON holds the first, and --reuse skips it next time."""
+    import cdcodec.bench.codecs as codecs_module
+
+    real_save = codecs_module._pil_save
+    calls = {"images": set()}
+
+    def save_then_stop(image, fmt, **options):
+        calls["images"].add(image.tobytes()[:64])
+        if len(calls["images"]) > 1:
+            raise KeyboardInterrupt
+        return real_save(image, fmt, **options)
+
+    monkeypatch.setattr(codecs_module, "_pil_save", save_then_stop)
+    out = tmp_path / "r.json"
+    args = ["--images", str(image_dir), "--codecs", "png", "--reference", "png", "--out", str(out),
+            "--plot", str(tmp_path / "rd.png")]
+    result = CliRunner().invoke(bench_command, args)
+    assert result.exit_code != 0
+    partial = json.loads(out.read_text())
+    assert partial["complete"] is False
+    assert [i["name"] for i in partial["images"]] == ["img0"]
+    assert {m["image"] for m in partial["measurements"]} == {"img0"}
+
+    monkeypatch.setattr(codecs_module, "_pil_save", real_save)
+    resumed = tmp_path / "resumed.json"
+    result = CliRunner().invoke(bench_command, args[:-4] + ["--reuse", str(out), "--out", str(resumed),
+                                                            "--plot", str(tmp_path / "rd.png")])
+    assert result.exit_code == 0, result.output
+    final = json.loads(resumed.read_text())
+    assert final["complete"] is True and len(final["measurements"]) == 2
+    assert final["measurements"][0] == partial["measurements"][0]
