@@ -1,11 +1,13 @@
 """Entropy coding of integer latents with constriction, from fixed integer tables.
 
 This is the only module that talks to the entropy coder. A latent is a 2-D int32
-array of shape (channels, positions); every channel has its own probability table.
-Tables are integer frequency counts (`SymbolTables`), built once when a model is
-trained and shipped with its weights. The coder is therefore fed exactly the same
-model on the encoder's and on the decoder's machine: nothing it sees depends on
-floating-point work done on the image.
+array of shape (channels, positions). Every channel has `contexts` probability
+tables; which one codes a symbol is decided by integer contexts computed from
+symbols already decoded (`contexts.py`). Tables are integer frequency counts
+(`SymbolTables`), built once when a model is trained and shipped with its
+weights. The coder is therefore fed exactly the same model on the encoder's and
+on the decoder's machine: nothing it sees depends on floating-point work done on
+the image.
 
 Values outside a channel's table are coded as an escape symbol followed by the raw
 value (uniform over the 16-bit range), so any int16 latent round-trips exactly.
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from .contexts import CONTEXTS, PRIOR_LEVELS, count_bucket
 from .errors import CdcFormatError
 
 #: Every table row sums to this. 16 bits keep rows exact in float64 and leave
@@ -39,42 +42,49 @@ MAX_POSITIONS = 1 << 28
 
 @dataclass(frozen=True)
 class SymbolTables:
-    """Per-channel discrete distributions over a contiguous range of integers.
+    """Discrete distributions over contiguous ranges of integers, one per table row.
 
-    Row c covers the values ``offsets[c] .. offsets[c] + sizes[c] - 1`` with
-    frequencies ``pmfs[c, :sizes[c]]``; ``pmfs[c, sizes[c]]`` is the escape
+    Row r covers the values ``offsets[r] .. offsets[r] + sizes[r] - 1`` with
+    frequencies ``pmfs[r, :sizes[r]]``; ``pmfs[r, sizes[r]]`` is the escape
     frequency. Every used frequency is >= 1 and each row sums to TABLE_TOTAL.
+    With ``contexts`` > 1, row ``c * contexts + k`` codes channel c in context k.
     """
 
-    offsets: np.ndarray  # int32 (C,)
-    sizes: np.ndarray  # int32 (C,)
-    pmfs: np.ndarray  # uint32 (C, K) with K >= max(sizes) + 1
+    offsets: np.ndarray  # int32 (R,)
+    sizes: np.ndarray  # int32 (R,)
+    pmfs: np.ndarray  # uint32 (R, K) with K >= max(sizes) + 1
+    contexts: int = 1
 
     def __post_init__(self) -> None:
         offsets = np.asarray(self.offsets)
         sizes = np.asarray(self.sizes)
         pmfs = np.asarray(self.pmfs)
         if offsets.ndim != 1 or sizes.shape != offsets.shape or pmfs.ndim != 2:
-            raise ValueError("tables: offsets, sizes must be (C,) and pmfs (C, K)")
+            raise ValueError("tables: offsets, sizes must be (R,) and pmfs (R, K)")
         if pmfs.shape[0] != offsets.shape[0] or pmfs.shape[1] < int(sizes.max()) + 1:
             raise ValueError("tables: pmfs has the wrong shape for sizes")
+        if self.contexts not in (1, CONTEXTS) or offsets.shape[0] % self.contexts:
+            raise ValueError(f"tables: contexts must be 1 or {CONTEXTS} and divide the row count")
         if (sizes < 1).any():
-            raise ValueError("tables: every channel needs at least one symbol")
-        for c in range(len(sizes)):
-            row = pmfs[c, : sizes[c] + 1]
+            raise ValueError("tables: every row needs at least one symbol")
+        for r in range(len(sizes)):
+            row = pmfs[r, : sizes[r] + 1]
             if (row < 1).any() or int(row.sum()) != TABLE_TOTAL:
-                raise ValueError(f"tables: row {c} is not a valid frequency table")
+                raise ValueError(f"tables: row {r} is not a valid frequency table")
 
     @property
     def channels(self) -> int:
-        return int(self.offsets.shape[0])
+        return int(self.offsets.shape[0]) // self.contexts
 
-    def probabilities(self, channel: int) -> np.ndarray:
-        """Row `channel` as exact float64 probabilities (regular symbols, then escape)."""
-        size = int(self.sizes[channel])
-        return self.pmfs[channel, : size + 1].astype(np.float64) / TABLE_TOTAL
+    def row(self, channel: int, context: int) -> int:
+        return channel * self.contexts + (context if self.contexts > 1 else 0)
 
-    def ideal_bits(self, symbols: np.ndarray) -> float:
+    def probabilities(self, row: int) -> np.ndarray:
+        """Row `row` as exact float64 probabilities (regular symbols, then escape)."""
+        size = int(self.sizes[row])
+        return self.pmfs[row, : size + 1].astype(np.float64) / TABLE_TOTAL
+
+    def ideal_bits(self, symbols: np.ndarray, prior: np.ndarray | None = None) -> float:
         """Information content of `symbols` under these tables (escape payload included).
 
         Used only to choose tables and to report estimates; real rates are always
@@ -82,15 +92,20 @@ class SymbolTables:
         """
         symbols = _check_symbols(symbols, self.channels)
         total = 0.0
-        for c in range(self.channels):
-            idx, escaped = _to_indices(symbols[c], int(self.offsets[c]), int(self.sizes[c]))
-            total -= float(np.log2(self.probabilities(c)[idx]).sum())
-            total += 16.0 * int(escaped.sum())
+        for c, rows in _channel_rows(self, symbols, prior):
+            for r, positions in rows:
+                idx, escaped = _to_indices(symbols[c][positions], int(self.offsets[r]), int(self.sizes[r]))
+                total -= float(np.log2(self.probabilities(r)[idx]).sum())
+                total += 16.0 * int(escaped.sum())
         return total
 
 
 def tables_from_counts(
-    counts: np.ndarray, offsets: np.ndarray, sizes: np.ndarray | None = None, escape_weight: float = 1.0
+    counts: np.ndarray,
+    offsets: np.ndarray,
+    sizes: np.ndarray | None = None,
+    escape_weight: float = 1.0,
+    contexts: int = 1,
 ) -> SymbolTables:
     """Turn per-channel histograms into integer tables.
 
@@ -108,7 +123,7 @@ def tables_from_counts(
     for c in range(channels):
         row = np.append(counts[c, : sizes[c]], escape_weight) + 1e-3
         pmfs[c, : sizes[c] + 1] = _quantize_row(row / row.sum())
-    return SymbolTables(offsets=np.asarray(offsets, dtype=np.int32), sizes=sizes, pmfs=pmfs)
+    return SymbolTables(offsets=np.asarray(offsets, dtype=np.int32), sizes=sizes, pmfs=pmfs, contexts=contexts)
 
 
 def _quantize_row(probs: np.ndarray) -> np.ndarray:
@@ -133,25 +148,27 @@ def _quantize_row(probs: np.ndarray) -> np.ndarray:
     return freqs.astype(np.uint32)
 
 
-def encode_latent(symbols: np.ndarray, tables: SymbolTables) -> bytes:
-    """Code an int latent of shape (C, N) with one table per channel."""
+def encode_latent(symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray | None = None) -> bytes:
+    """Code an int latent of shape (C, N); `prior` holds the previous-stage levels, (C, N) or (N,)."""
     symbols = _check_symbols(symbols, tables.channels)
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError("latent values must fit in int16")
+    groups = list(_channel_rows(tables, symbols, prior))
     coder = constriction.stream.stack.AnsCoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     # ANS is a stack: push the last thing the decoder reads first.
-    for c in reversed(range(tables.channels)):
-        idx, escaped = _to_indices(symbols[c], int(tables.offsets[c]), int(tables.sizes[c]))
-        if escaped.any():
-            raw = (symbols[c][escaped] - LATENT_MIN).astype(np.int32)
-            coder.encode_reverse(raw, raw_model)
-        coder.encode_reverse(idx, _model(tables, c))
+    for c, rows in reversed(groups):
+        for r, positions in reversed(rows):
+            values = symbols[c][positions]
+            idx, escaped = _to_indices(values, int(tables.offsets[r]), int(tables.sizes[r]))
+            if escaped.any():
+                coder.encode_reverse((values[escaped] - LATENT_MIN).astype(np.int32), raw_model)
+            coder.encode_reverse(idx, _model(tables, r))
     words = coder.get_compressed()
     return words.astype("<u4").tobytes()
 
 
-def decode_latent(payload: bytes, tables: SymbolTables, positions: int) -> np.ndarray:
+def decode_latent(payload: bytes, tables: SymbolTables, positions: int, prior: np.ndarray | None = None) -> np.ndarray:
     """Inverse of `encode_latent`; raises CdcFormatError on any inconsistency."""
     if not 0 <= positions <= MAX_POSITIONS:
         raise CdcFormatError("latent size out of range")
@@ -166,17 +183,21 @@ def decode_latent(payload: bytes, tables: SymbolTables, positions: int) -> np.nd
     except Exception as exc:  # constriction rejects malformed word streams
         raise CdcFormatError(f"entropy-coded payload is malformed ({exc})") from None
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
-    out = np.empty((tables.channels, positions), dtype=np.int32)
+    prior = _check_prior(prior, tables.channels, positions)
+    out = np.zeros((tables.channels, positions), dtype=np.int32)
+    nonzero = np.zeros(positions, dtype=np.int64)
     try:
         for c in range(tables.channels):
-            size = int(tables.sizes[c])
-            idx = np.asarray(coder.decode(_model(tables, c), positions), dtype=np.int32)
-            values = idx + int(tables.offsets[c])
-            escaped = idx == size
-            if escaped.any():
-                raw = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int32)
-                values[escaped] = raw + LATENT_MIN
-            out[c] = values
+            for r, where in _rows_for(tables, c, nonzero, prior):
+                size = int(tables.sizes[r])
+                idx = np.asarray(coder.decode(_model(tables, r), len(where)), dtype=np.int32)
+                values = idx + int(tables.offsets[r])
+                escaped = idx == size
+                if escaped.any():
+                    raw = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int32)
+                    values[escaped] = raw + LATENT_MIN
+                out[c, where] = values
+            nonzero += out[c] != 0
     except CdcFormatError:
         raise
     except Exception as exc:
@@ -186,8 +207,39 @@ def decode_latent(payload: bytes, tables: SymbolTables, positions: int) -> np.nd
     return out
 
 
-def _model(tables: SymbolTables, channel: int):
-    return constriction.stream.model.Categorical(tables.probabilities(channel), perfect=False)
+def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None):
+    """For every channel: the table rows it uses and the positions each row codes, in coding order."""
+    prior = _check_prior(prior, tables.channels, symbols.shape[1])
+    nonzero = np.zeros(symbols.shape[1], dtype=np.int64)
+    for c in range(tables.channels):
+        yield c, list(_rows_for(tables, c, nonzero, prior))
+        nonzero = nonzero + (symbols[c] != 0)
+
+
+def _rows_for(tables: SymbolTables, channel: int, nonzero: np.ndarray, prior: np.ndarray):
+    """(row, positions) pairs for one channel, ordered by context id."""
+    if tables.contexts == 1:
+        yield tables.row(channel, 0), np.arange(nonzero.shape[0])
+        return
+    context = count_bucket(nonzero) * PRIOR_LEVELS + prior[channel]
+    for k in np.unique(context):
+        yield tables.row(channel, int(k)), np.flatnonzero(context == k)
+
+
+def _check_prior(prior: np.ndarray | None, channels: int, positions: int) -> np.ndarray:
+    """Prior levels as (C, N): None means level 0, an (N,) array applies to every channel."""
+    if prior is None:
+        return np.zeros((channels, positions), dtype=np.int64)
+    prior = np.asarray(prior, dtype=np.int64)
+    if prior.shape == (positions,):
+        prior = np.broadcast_to(prior, (channels, positions))
+    if prior.shape != (channels, positions) or (prior.size and (prior.min() < 0 or prior.max() >= PRIOR_LEVELS)):
+        raise ValueError("prior levels must be (N,) or (C, N) integers in range")
+    return prior
+
+
+def _model(tables: SymbolTables, row: int):
+    return constriction.stream.model.Categorical(tables.probabilities(row), perfect=False)
 
 
 def _to_indices(values: np.ndarray, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..bitstream import SymbolTables
+from ..bitstream import contexts
 from .stage import ResidualStage, StageConfig
 
 #: The "previous reconstruction" stage 1 refines: flat mid-grey.
@@ -92,3 +93,13 @@ def symbols_to_array(q: torch.Tensor) -> np.ndarray:
 def array_to_symbols(arr: np.ndarray, height: int, width: int) -> torch.Tensor:
     """Inverse of `symbols_to_array` for a latent grid of `height`×`width`."""
     return torch.from_numpy(arr.astype(np.float32)).reshape(1, arr.shape[0], height, width)
+
+
+def stage_prior(previous: torch.Tensor | None, grid: tuple[int, int], channels: int) -> np.ndarray:
+    """Prior levels of a (channels, h·w) latent on `grid` (see bitstream.contexts).
+
+    `previous` is the previous stage's (1, C', h', w') symbols, or None for stage 1.
+    """
+    if previous is None:
+        return contexts.stage_prior(None, (0, 0), grid, channels)
+    return contexts.stage_prior(symbols_to_array(previous), tuple(previous.shape[-2:]), grid, channels)

@@ -24,7 +24,7 @@ import torch
 from ..bitstream import CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
 from .geometry import crop_to, pad_to_multiple, padded_size
 from .images import image_to_array
-from .model import CascadeCodec, array_to_symbols, symbols_to_array
+from .model import CascadeCodec, array_to_symbols, stage_prior, symbols_to_array
 from .weights import ModelNotFoundError, load_codec, load_shipped
 
 
@@ -66,8 +66,11 @@ def encode(image, stages: int | None = None, model: ModelSpec = None) -> bytes:
     height, width = pixels.shape[:2]
     x = _to_tensor(pixels, codec.config.multiple)
     payloads = []
+    previous = None
     for index, q in enumerate(codec.analyse(x, stages)):
-        payloads.append(encode_latent(symbols_to_array(q), codec.tables_for(index)))
+        prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
+        payloads.append(encode_latent(symbols_to_array(q), codec.tables_for(index), prior))
+        previous = q
     header = Header(
         width=width,
         height=height,
@@ -96,7 +99,8 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
     for index in range(stages):
         block = codec.stages[index].config.block
         lh, lw = ph // block, pw // block
-        arr = decode_latent(parsed.payloads[index], codec.tables_for(index), lh * lw)
+        prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
+        arr = decode_latent(parsed.payloads[index], codec.tables_for(index), lh * lw, prior)
         symbols.append(array_to_symbols(arr, lh, lw))
     like = torch.zeros(1, 3, ph, pw)
     recon = codec.synthesise(symbols, like)[-1]

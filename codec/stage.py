@@ -38,6 +38,10 @@ class StageConfig:
     refine_features: int = 32
     refine_layers: int = 4
     encoder_features: int = 32
+    # Where the block transform starts: "pca" of the residual this stage codes, or
+    # "previous", a copy of the previous stage's transform (same block size), so that
+    # the previous stage's symbol of each coefficient can serve as coding context.
+    basis: str = "pca"
 
     def to_dict(self) -> dict:
         return asdict(self)

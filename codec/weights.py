@@ -18,8 +18,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ..bitstream import SymbolTables
 from .model import CascadeCodec, CodecConfig
@@ -31,38 +33,73 @@ class ModelNotFoundError(LookupError):
     """No shipped or given model matches what was asked for."""
 
 
-def save_codec(codec: CascadeCodec, path: str | Path) -> str:
-    """Write weights, tables and config to `path`; return the file's sha256 hex digest."""
+def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tensor]:
+    """Tables as tensors; the frequency rows are stored ragged (only each row's used
+    entries, concatenated), which keeps files small when a few rows are wide."""
+    used = [tables.pmfs[r, : tables.sizes[r] + 1] for r in range(len(tables.sizes))]
+    return {
+        f"{prefix}.offsets": torch.from_numpy(tables.offsets.astype(np.int32)),
+        f"{prefix}.sizes": torch.from_numpy(tables.sizes.astype(np.int32)),
+        f"{prefix}.freqs": torch.from_numpy(np.concatenate(used).astype(np.int32)),
+        f"{prefix}.contexts": torch.tensor([tables.contexts], dtype=torch.int32),
+    }
+
+
+def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> SymbolTables | None:
+    if f"{prefix}.freqs" not in tensors:
+        return None
+    sizes = tensors[f"{prefix}.sizes"].numpy().astype(np.int64)
+    freqs = tensors[f"{prefix}.freqs"].numpy().astype(np.uint32)
+    if freqs.shape[0] != int((sizes + 1).sum()):
+        raise ModelNotFoundError("weights file has inconsistent symbol tables")
+    pmfs = np.zeros((len(sizes), int(sizes.max()) + 1), dtype=np.uint32)
+    starts = np.concatenate([[0], np.cumsum(sizes + 1)])
+    for r in range(len(sizes)):
+        pmfs[r, : sizes[r] + 1] = freqs[starts[r] : starts[r + 1]]
+    return SymbolTables(
+        offsets=tensors[f"{prefix}.offsets"].numpy(),
+        sizes=sizes.astype(np.int32),
+        pmfs=pmfs,
+        contexts=int(tensors[f"{prefix}.contexts"][0]),
+    )
+
+
+def codec_tensors(codec: CascadeCodec) -> dict[str, torch.Tensor]:
+    """Network parameters and every finished stage's tables, by name."""
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
     for i, tables in enumerate(codec.tables):
-        if tables is None:
-            continue
-        tensors[f"tables.{i}.offsets"] = torch.from_numpy(tables.offsets.astype("int32"))
-        tensors[f"tables.{i}.sizes"] = torch.from_numpy(tables.sizes.astype("int32"))
-        tensors[f"tables.{i}.pmfs"] = torch.from_numpy(tables.pmfs.astype("int32"))
-    save_file(tensors, str(path), metadata={"config": json.dumps(codec.config.to_dict(), sort_keys=True)})
+        if tables is not None:
+            tensors.update(tables_to_tensors(tables, f"tables.{i}"))
+    return tensors
+
+
+def restore_codec(codec: CascadeCodec, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of `codec_tensors`, in place."""
+    codec.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    for i in range(codec.num_stages):
+        codec.tables[i] = tables_from_tensors(tensors, f"tables.{i}")
+
+
+def save_codec(codec: CascadeCodec, path: str | Path) -> str:
+    """Write weights, tables and config to `path`; return the file's sha256 hex digest."""
+    metadata = {"config": json.dumps(codec.config.to_dict(), sort_keys=True)}
+    save_file(codec_tensors(codec), str(path), metadata=metadata)
     return file_digest(path)
 
 
 def load_codec(path: str | Path) -> tuple[CascadeCodec, bytes]:
     """Load a codec from a weights file; return it with its 32-byte digest."""
     path = Path(path)
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise ModelNotFoundError(f"{path} is not a readable safetensors file ({exc})") from None
     if "config" not in metadata:
         raise ModelNotFoundError(f"{path} is not a cdcodec weights file (no config)")
     codec = CascadeCodec(CodecConfig.from_dict(json.loads(metadata["config"])))
-    tensors = load_file(str(path))
-    codec.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    for i in range(codec.num_stages):
-        if f"tables.{i}.pmfs" in tensors:
-            codec.tables[i] = SymbolTables(
-                offsets=tensors[f"tables.{i}.offsets"].numpy(),
-                sizes=tensors[f"tables.{i}.sizes"].numpy(),
-                pmfs=tensors[f"tables.{i}.pmfs"].numpy().astype("uint32"),
-            )
+    restore_codec(codec, tensors)
     codec.eval()
     return codec, bytes.fromhex(file_digest(path))
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from cdcodec.codec.model import CascadeCodec
+from cdcodec.codec.model import CascadeCodec, stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import LoadedModel
 from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.fitting import extract_blocks, fit_tables, pca_basis
@@ -31,12 +31,18 @@ def build_tiny_model(path: Path) -> None:
         [torch.from_numpy(smooth_image(32, 32, seed=s)).permute(2, 0, 1).float() / 255 for s in range(8)]
     )
     with torch.no_grad():
-        prev = codec.base(images)
+        prev, previous_q = codec.base(images), None
         for index, stage in enumerate(codec.stages):
-            stage.transform.reset_orthonormal(pca_basis(extract_blocks(images - prev, stage.config.block)))
+            if stage.config.basis == "previous":
+                stage.transform.load_state_dict(codec.stages[index - 1].transform.state_dict())
+            else:
+                stage.transform.reset_orthonormal(pca_basis(extract_blocks(images - prev, stage.config.block)))
             q = stage.quantize(stage.analyse(images, prev))
-            codec.tables[index] = fit_tables([q.permute(1, 0, 2, 3).reshape(q.shape[1], -1).long().numpy()])
-            prev = stage.synthesise(q, prev)
+            grid = tuple(q.shape[-2:])
+            symbols = [symbols_to_array(q[i : i + 1]) for i in range(len(q))]
+            priors = [stage_prior(None if previous_q is None else previous_q[i : i + 1], grid, q.shape[1]) for i in range(len(q))]
+            codec.tables[index] = fit_tables(symbols, priors)
+            prev, previous_q = stage.synthesise(q, prev), q
     save_codec(codec, path)
 
 

@@ -70,3 +70,39 @@ def test_tables_are_exact_integers_summing_to_total():
 def test_out_of_range_latent_is_refused_by_the_encoder():
     with pytest.raises(ValueError):
         encode_latent(np.array([[LATENT_MAX + 1]]), laplace_tables(1))
+
+
+def context_tables(channels: int) -> SymbolTables:
+    from cdcodec.bitstream.contexts import CONTEXTS
+
+    rng = np.random.default_rng(channels)
+    counts = rng.integers(0, 50, size=(channels * CONTEXTS, 9)).astype(float)
+    return tables_from_counts(counts, np.full(channels * CONTEXTS, -4), contexts=CONTEXTS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 40), st.integers(0, 2**32 - 1))
+def test_round_trip_with_contexts_and_priors(channels, positions, seed):
+    from cdcodec.bitstream.contexts import PRIOR_LEVELS
+
+    rng = np.random.default_rng(seed)
+    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
+    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    tables = context_tables(channels)
+    payload = encode_latent(symbols, tables, prior)
+    assert np.array_equal(decode_latent(payload, tables, positions, prior), symbols)
+    assert 8 * len(payload) >= tables.ideal_bits(symbols, prior) - 64
+
+
+def test_stage_prior_modes():
+    from cdcodec.bitstream.contexts import PRIOR_LEVELS, stage_prior
+
+    previous = np.array([[0, 5, -1, 0], [2, 0, 0, -9]])
+    # Same grid and channels: the magnitude of the same coefficient, capped.
+    same = stage_prior(previous, (2, 2), (2, 2), 2)
+    assert same.tolist() == [[0, PRIOR_LEVELS - 1, 1, 0], [2, 0, 0, PRIOR_LEVELS - 1]]
+    # A finer grid: the activity of the covering block, for every channel.
+    finer = stage_prior(previous, (2, 2), (4, 4), 3)
+    assert finer.shape == (3, 16)
+    assert finer[0].reshape(4, 4)[0, 0] == finer[2].reshape(4, 4)[1, 1] == 1  # block (0,0) has one nonzero
+    assert (stage_prior(None, (0, 0), (2, 3), 4) == 0).all()

@@ -65,8 +65,8 @@ def test_interrupted_stage_resumes_mid_stage(tmp_path, monkeypatch):
     save_checkpoint(work / CHECKPOINT, codec, optimizer, {"stage": 0, "step": 5, "initialised": True, "log": []})
 
     initialised = []
-    real_init = train_module._init_from_pca
-    monkeypatch.setattr(train_module, "_init_from_pca", lambda c, k, *a: (initialised.append(k), real_init(c, k, *a)))
+    real_init = train_module._init_stage
+    monkeypatch.setattr(train_module, "_init_stage", lambda c, k, *a: (initialised.append(k), real_init(c, k, *a)))
     train_cascade(config, folder, work, settings((6, 1)), progress=False)
     assert initialised == [1]  # stage 1 was not re-initialised, only stage 2 started fresh
     log = json.loads((work / "log.json").read_text())

@@ -15,17 +15,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ...bitstream import SymbolTables
 from ..model import CascadeCodec
+from ..weights import codec_tensors, restore_codec
 
 
 def save_checkpoint(path: Path, codec: CascadeCodec, optimizer: torch.optim.Optimizer | None, progress: dict) -> None:
-    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
-    for i, tables in enumerate(codec.tables):
-        if tables is not None:
-            tensors[f"tables.{i}.offsets"] = torch.from_numpy(tables.offsets.astype("int32"))
-            tensors[f"tables.{i}.sizes"] = torch.from_numpy(tables.sizes.astype("int32"))
-            tensors[f"tables.{i}.pmfs"] = torch.from_numpy(tables.pmfs.astype("int32"))
+    tensors = codec_tensors(codec)
     meta = {"progress": json.dumps(progress), "config": json.dumps(codec.config.to_dict())}
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -43,14 +38,7 @@ def load_checkpoint(path: Path, codec: CascadeCodec) -> tuple[dict, dict | None]
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata()
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    codec.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    for i in range(codec.num_stages):
-        if f"tables.{i}.pmfs" in tensors:
-            codec.tables[i] = SymbolTables(
-                offsets=tensors[f"tables.{i}.offsets"].numpy(),
-                sizes=tensors[f"tables.{i}.sizes"].numpy(),
-                pmfs=tensors[f"tables.{i}.pmfs"].numpy().astype("uint32"),
-            )
+    restore_codec(codec, tensors)
     optimizer_state = None
     if "param_groups" in meta:
         state: dict = {}

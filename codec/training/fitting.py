@@ -13,9 +13,12 @@ import numpy as np
 import torch
 
 from ...bitstream import SymbolTables, tables_from_counts
+from ...bitstream.contexts import CONTEXTS, context_ids
 
 #: A table row spans at most this many values; rarer values use the escape code.
 MAX_TABLE_WIDTH = 2048
+#: Pseudo-observations, shaped like the channel's overall histogram, added to every context row.
+BACKOFF = 4.0
 
 
 def pca_basis(blocks: torch.Tensor) -> torch.Tensor:
@@ -33,21 +36,38 @@ def extract_blocks(images: torch.Tensor, block: int) -> torch.Tensor:
     return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, c * block * block)
 
 
-def fit_tables(symbol_batches: list[np.ndarray]) -> SymbolTables:
-    """Integer tables from (C, N) int symbol arrays seen on training data."""
+def fit_tables(symbol_batches: list[np.ndarray], prior_batches: list[np.ndarray] | None = None) -> SymbolTables:
+    """Context-dependent integer tables from (C, N) symbol arrays seen on training data.
+
+    `prior_batches` holds each batch's prior levels, (C, N) like its symbols
+    (None for a first stage). Each (channel, context) row is its histogram plus
+    BACKOFF pseudo-observations spread like the channel's overall histogram, so
+    rarely seen contexts fall back to the channel's statistics.
+    """
     symbols = np.concatenate(symbol_batches, axis=1).astype(np.int64)
+    if prior_batches is None:
+        prior = np.zeros(symbols.shape, dtype=np.int64)
+    else:
+        prior = np.concatenate([np.broadcast_to(p, b.shape) for p, b in zip(prior_batches, symbol_batches)], axis=1)
+    contexts = context_ids(symbols, prior)
     channels = symbols.shape[0]
     lows, highs = symbols.min(axis=1), symbols.max(axis=1)
     # Clip each channel's range around its median so one outlier cannot blow up the table.
     centre = np.median(symbols, axis=1).astype(np.int64)
     lows = np.maximum(lows, centre - MAX_TABLE_WIDTH // 2)
     highs = np.minimum(highs, centre + MAX_TABLE_WIDTH // 2 - 1)
-    width = int((highs - lows).max()) + 1
-    counts = np.zeros((channels, width), dtype=np.float64)
+    sizes = (highs - lows + 1).astype(np.int32)
+    width = int(sizes.max())
+    counts = np.zeros((channels * CONTEXTS, width), dtype=np.float64)
     for c in range(channels):
         idx = symbols[c] - lows[c]
-        idx = idx[(idx >= 0) & (idx < width)]
-        counts[c] = np.bincount(idx, minlength=width)[:width]
-    # Each channel's row covers only its own observed range: spare entries would
+        keep = (idx >= 0) & (idx < sizes[c])
+        flat = contexts[c][keep] * width + idx[keep]
+        hist = np.bincount(flat, minlength=CONTEXTS * width).reshape(CONTEXTS, width).astype(np.float64)
+        marginal = hist.sum(axis=0)
+        counts[c * CONTEXTS : (c + 1) * CONTEXTS] = hist + BACKOFF * marginal / max(marginal.sum(), 1.0)
+    # Each channel's rows cover only its own observed range: spare entries would
     # each take the minimum frequency away from the values that do occur.
-    return tables_from_counts(counts, lows.astype(np.int32), sizes=(highs - lows + 1).astype(np.int32))
+    return tables_from_counts(
+        counts, np.repeat(lows, CONTEXTS).astype(np.int32), sizes=np.repeat(sizes, CONTEXTS), contexts=CONTEXTS
+    )

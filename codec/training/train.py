@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..model import CascadeCodec, CodecConfig
+from ..model import CascadeCodec, CodecConfig, stage_prior, symbols_to_array
 from ..networks import lambda_for_step
 from ..weights import save_codec
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -75,7 +75,7 @@ def train_cascade(
         k = state["stage"]
         stage = codec.stages[k]
         if not state["initialised"]:
-            _init_from_pca(codec, k, sampler, settings, dev)
+            _init_stage(codec, k, sampler, settings, dev)
             state.update(initialised=True, step=0)
             optimizer_state = None
         optimizer = _optimizer(codec, k, settings)
@@ -89,6 +89,9 @@ def train_cascade(
         save_checkpoint(ckpt, codec, None, state)
         _say(f"stage {k + 1} finished", progress)
     codec.eval()
+    for k in range(codec.num_stages):
+        if codec.tables[k] is None:  # e.g. a checkpoint written before a change of the table format
+            codec.tables[k] = _fit_stage_tables(codec, k, sampler, settings, dev)
     if out is not None:
         save_codec(codec.cpu(), out)
     (work_dir / "log.json").write_text(json.dumps(state["log"], indent=2))
@@ -118,14 +121,19 @@ def _previous(codec: CascadeCodec, k: int, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _init_from_pca(codec: CascadeCodec, k: int, sampler: CropSampler, settings: TrainSettings, dev) -> None:
+def _init_stage(codec: CascadeCodec, k: int, sampler: CropSampler, settings: TrainSettings, dev) -> None:
     stage = codec.stages[k]
     codec.eval()
-    blocks = []
-    for _ in range(max(1, settings.pca_crops // settings.batch)):
-        x = sampler.batch(settings.batch).to(dev)
-        blocks.append(extract_blocks(x - _previous(codec, k, x), stage.config.block).cpu())
-    stage.transform.reset_orthonormal(pca_basis(torch.cat(blocks)).to(dev))
+    if stage.config.basis == "previous":
+        if k == 0 or codec.stages[k - 1].config.block != stage.config.block:
+            raise ValueError(f"stage {k + 1} copies the previous stage's basis, which needs the same block size")
+        stage.transform.load_state_dict(codec.stages[k - 1].transform.state_dict())
+    else:
+        blocks = []
+        for _ in range(max(1, settings.pca_crops // settings.batch)):
+            x = sampler.batch(settings.batch).to(dev)
+            blocks.append(extract_blocks(x - _previous(codec, k, x), stage.config.block).cpu())
+        stage.transform.reset_orthonormal(pca_basis(torch.cat(blocks)).to(dev))
     # Start the rate model at the symbols' real spread (Laplace scale = mean |y|),
     # so the first steps see a sensible rate instead of learning it from scratch.
     spread = torch.zeros(stage.latent_channels, device=dev)
@@ -184,14 +192,29 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
 
 @torch.no_grad()
 def _fit_stage_tables(codec, k, sampler, settings, dev):
+    """Tables for stage k from the symbols it produces on training crops."""
     codec.eval()
-    stage = codec.stages[k]
-    batches = []
+    symbol_batches, prior_batches = [], []
     for _ in range(max(1, settings.table_crops // settings.batch)):
         x = sampler.batch(settings.batch).to(dev)
-        q = stage.quantize(stage.analyse(x, _previous(codec, k, x)))
-        batches.append(q.permute(1, 0, 2, 3).reshape(q.shape[1], -1).to(torch.int64).cpu().numpy())
-    return fit_tables(batches)
+        per_stage = codec.analyse(x, k + 1)
+        q, previous = per_stage[k], per_stage[k - 1] if k > 0 else None
+        for i in range(x.shape[0]):
+            symbol_batches.append(symbols_to_array(q[i : i + 1]))
+            prev_i = None if previous is None else previous[i : i + 1]
+            prior_batches.append(stage_prior(prev_i, tuple(q.shape[-2:]), q.shape[1]))
+    return fit_tables(symbol_batches, prior_batches)
+
+
+def refit_tables(codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True) -> None:
+    """Refit every stage's tables (after a change of the context rules, say) without training."""
+    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + 7, progress=progress)
+    dev = torch.device(device)
+    codec.to(dev)
+    for k in range(codec.num_stages):
+        codec.tables[k] = _fit_stage_tables(codec, k, sampler, settings, dev)
+        _say(f"stage {k + 1}: tables refitted", progress)
+    codec.cpu()
 
 
 def _say(message: str, progress: bool) -> None:
@@ -203,4 +226,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "describe_settings"]
+__all__ = ["TrainSettings", "train_cascade", "refit_tables", "describe_settings"]
