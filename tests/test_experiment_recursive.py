@@ -230,7 +230,7 @@ def test_command_runs_all_eight_configurations(tmp_path):
     _write_jpegs(tmp_path / "faces")
     out = tmp_path / "out"
     args = ["--data-dir", str(tmp_path / "faces"), "--out", str(out), "--epochs", "1",
-            "--seeds", "2", "--crop", "32", "--layers", "5", "--base-width", "2",
+            "--seeds", "2", "--crop", "16", "--layers", "4", "--base-width", "2",
             "--n-eval", "4", "--batch-size", "5", "--cache-dir", str(tmp_path / "cache")]
     result = CliRunner().invoke(recursive_command, args)
     assert result.exit_code == 0, result.output

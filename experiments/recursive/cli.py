@@ -45,6 +45,8 @@ N_SAMPLES = 8
               help="Held-out faces the table averages over.")
 @click.option("--crop", type=click.IntRange(8), default=128, show_default=True,
               help="Centre crop size (the paper: 128).")
+@click.option("--size", type=click.IntRange(8), default=None,
+              help="Resize the crop to this size (default: keep the crop, as the paper).")
 @click.option("--layers", type=click.IntRange(2), default=7, show_default=True,
               help="Encoder (= decoder) layers; 7 takes a 128 crop to a 1x1 code.")
 @click.option("--base-width", type=click.IntRange(1), default=8, show_default=True,
@@ -61,18 +63,20 @@ N_SAMPLES = 8
 @click.option("--verbose", "-v", is_flag=True, help="Print the loss after every epoch.")
 @click.pass_context
 def recursive_command(ctx: click.Context, data_dir: Path, out: Path, epochs: int, seeds: int,
-                      device: str, train_images: int | None, n_eval: int, crop: int, layers: int,
+                      device: str, train_images: int | None, n_eval: int, crop: int, size: int | None,
+                      layers: int,
                       base_width: int, batch_size: int, lr: float, extras: bool,
                       cache_dir: Path, no_cache: bool, threads: int, verbose: bool) -> None:
     """Train the paper's Table 1 autoencoders on LFW and compare with its figures."""
     torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise click.ClickException("--device cuda requested but no CUDA device is available")
-    if crop % 2 ** layers:
-        raise click.ClickException(f"--crop {crop} is not divisible by 2**{layers}")
+    side = size or crop
+    if side % 2 ** layers:
+        raise click.ClickException(f"image side {side} is not divisible by 2**{layers}")
     cache = None if no_cache else cache_dir
     try:
-        faces, names, data_key = load_faces(data_dir, crop=crop, cache_dir=cache)
+        faces, names, data_key = load_faces(data_dir, crop=crop, size=size, cache_dir=cache)
     except DataMissing as e:
         raise click.ClickException(f"{e} (pass --data-dir)") from None
     try:
@@ -84,7 +88,7 @@ def recursive_command(ctx: click.Context, data_dir: Path, out: Path, epochs: int
     setup = Setup(n_layers=layers, base_width=base_width, settings=settings, data_key=data_key,
                   n_train=len(split.train), n_eval=len(split.eval))
     configs = list(TABLE1) + (list(EXTRAS) if extras else [])
-    click.echo(f"{len(faces)} faces ({crop}x{crop}), {len(split.train)} for training, "
+    click.echo(f"{len(faces)} faces ({crop}x{crop} crop, {side}x{side} input), {len(split.train)} for training, "
                f"{len(split.eval)} held out; {len(configs)} configurations x {seeds} seeds, "
                f"{epochs} epochs, base width {base_width}, {layers} layers, device {device}")
 
@@ -99,9 +103,11 @@ def recursive_command(ctx: click.Context, data_dir: Path, out: Path, epochs: int
             click.echo(f"[{done}/{total}] {c.key} seed {seed}: SSE {r.mean_sse:.1f} "
                        f"({'cached' if r.cached else f'{r.seconds:.0f} s'})")
 
-    rows = summarise(configs, results)
+    pixel_scale = (128 / side) ** 2
+    rows = summarise(configs, results, pixel_scale)
     table = format_table(rows)
-    click.echo("\nSum of squared error per held-out image (pixels in [0, 1]); "
+    scaled = "" if side == 128 else f", x{pixel_scale:g} to the paper's 128x128 pixel count"
+    click.echo(f"\nSum of squared error per held-out image (pixels in [0, 1]{scaled}); "
                "paper: Ray & Hannon 2022, Table 1\n")
     click.echo(table)
 
@@ -109,8 +115,9 @@ def recursive_command(ctx: click.Context, data_dir: Path, out: Path, epochs: int
     (out / "table.md").write_text(table + "\n")
     record = {
         "paper": "Ray & Hannon, Recursively Trained Autoencoders (2022), Table 1",
-        "metric": "sum of squared error per 128x128x3 image in [0,1], mean over held-out faces; "
-                  "mean and sample std over seeds",
+        "metric": "sum of squared error per image in [0,1], mean over held-out faces, times "
+                  "pixel_scale = (128/side)**2 to put resized runs on the paper's 128x128x3 "
+                  "scale; mean and sample std over seeds",
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items()},
         "data": {"n_faces": len(faces), "n_train": len(split.train), "n_eval": len(split.eval),
                  "eval_files": [names[i] for i in split.eval], "fingerprint": data_key},
@@ -120,12 +127,12 @@ def recursive_command(ctx: click.Context, data_dir: Path, out: Path, epochs: int
         "rows": rows,
     }
     (out / "results.json").write_text(json.dumps(record, indent=2) + "\n")
-    _figures(configs, results, faces, split, crop, layers, device, out)
+    _figures(configs, results, faces, split, side, layers, device, out)
     click.echo(f"\nwrote {out}/results.json, table.md, reconstructions.png"
                + (", vae_samples.png" if extras else ""))
 
 
-def _figures(configs, results, faces, split, crop, layers, device, out: Path) -> None:
+def _figures(configs, results, faces, split, side, layers, device, out: Path) -> None:
     """Seed-0 models on the first held-out faces; VAE samples from one shared set of codes."""
     idx = split.eval[:N_FIGURE_FACES]
     originals = to_tensor(faces[idx])
@@ -142,5 +149,5 @@ def _figures(configs, results, faces, split, crop, layers, device, out: Path) ->
         for c in vaes:
             gen = torch.Generator().manual_seed(0)
             model = results[c.key][0].model
-            rows.append((c.key, model.sample(N_SAMPLES, crop // 2 ** layers, gen).cpu()))
+            rows.append((c.key, model.sample(N_SAMPLES, side // 2 ** layers, gen).cpu()))
         sample_grid(rows, out / "vae_samples.png", "Faces decoded from z ~ N(0, I) (same z per column)")

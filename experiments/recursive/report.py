@@ -8,12 +8,17 @@ from .configs import PAPER_TABLE1, RunConfig
 from .runs import RunResult
 
 
-def summarise(configs: list[RunConfig], results: dict[str, list[RunResult]]) -> list[dict]:
-    """One row per configuration: mean and std over seeds of the per-run mean SSE."""
+def summarise(configs: list[RunConfig], results: dict[str, list[RunResult]],
+              pixel_scale: float = 1.0) -> list[dict]:
+    """One row per configuration: mean and std over seeds of the per-run mean SSE.
+
+    ``pixel_scale`` multiplies the SSE to put it on the paper's 128x128x3 scale when the
+    images were resized (it is (128 / side)**2: same per-pixel error, paper's pixel count).
+    """
     rows = []
     for c in configs:
         runs = results[c.key]
-        means = np.array([r.mean_sse for r in runs])
+        means = np.array([r.mean_sse for r in runs]) * pixel_scale
         rows.append({
             "key": c.key, "label": c.label, "mode": c.mode, "norm": c.norm,
             "activation": c.activation, "variational": c.variational,
@@ -23,6 +28,7 @@ def summarise(configs: list[RunConfig], results: dict[str, list[RunResult]]) -> 
             "sse_per_seed": means.tolist(),
             "seeds": [r.seed for r in runs],
             "train_seconds_mean": float(np.mean([r.seconds for r in runs])),
+            "pixel_scale": pixel_scale,
         })
     return rows
 
