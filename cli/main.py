@@ -16,6 +16,7 @@ import click
 from ..bitstream import CdcFormatError
 from ..bitstream import describe as describe_file
 from ..bitstream import truncate as truncate_file
+from .lazy import LazyGroup
 from .output import CliError, atomic_output, check_output_path, read_input, report, write_bytes_atomic
 
 EXPECTED_ERRORS = (CdcFormatError, ValueError, LookupError, OSError)
@@ -42,7 +43,11 @@ def handle_errors(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy={"train": ("cdcodec.cli.train", "train"), "bench": ("cdcodec.bench.command", "bench_command")},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="cdcodec")
 @click.option("--traceback", is_flag=True, help="Show the full traceback when a command fails.")
 @click.pass_context
@@ -154,35 +159,15 @@ def _report_sizes(data: bytes) -> None:
     report(f"{info['file_bytes']} bytes, {info['bpp']:.4f} bpp ({info['width']}x{info['height']}); {sizes}")
 
 
-def _register_optional_commands() -> None:
-    from .train import train
-
-    cli.add_command(train)
-    try:
-        from ..bench.command import bench_command
-    except ImportError:
-        pass
-    else:
-        cli.add_command(bench_command, name="bench")
-
-    @cli.group()
-    def experiment() -> None:
-        """Reproduce the papers cdcodec grows out of."""
-
-    for module, name, attr in (
-        ("cdcodec.experiments.cascade.cli", "cascade", "cascade_command"),
-        ("cdcodec.experiments.recursive.cli", "recursive", "recursive_command"),
-    ):
-        try:
-            import importlib
-
-            command = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        experiment.add_command(command, name=name)
-
-
-_register_optional_commands()
+@cli.group(
+    cls=LazyGroup,
+    lazy={
+        "cascade": ("cdcodec.experiments.cascade.cli", "cascade_command"),
+        "recursive": ("cdcodec.experiments.recursive.cli", "recursive_command"),
+    },
+)
+def experiment() -> None:
+    """Reproduce the papers cdcodec grows out of."""
 
 
 def main() -> None:

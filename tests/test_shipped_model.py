@@ -1,0 +1,62 @@
+"""The shipped default model: loads, matches its manifest, and is progressive on real photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cdcodec
+from cdcodec.bitstream import truncate, unpack
+from cdcodec.codec.weights import default_model_id, file_digest, read_manifest, trained_dir
+
+
+def psnr(a, b):
+    return 10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def test_manifest_matches_the_weights_on_disk():
+    manifest = read_manifest()
+    assert manifest["default"] == default_model_id()
+    for entry in manifest["models"]:
+        path = trained_dir() / entry["file"]
+        assert file_digest(path) == entry["sha256"]
+        assert path.stat().st_size == entry["bytes"]
+        assert {"command", "data", "device", "settings"} <= set(entry["training"])
+    total = sum((trained_dir() / m["file"]).stat().st_size for m in manifest["models"])
+    assert total <= 50 * 1024 * 1024
+
+
+def check_progressive(image: np.ndarray) -> None:
+    data = cdcodec.encode(image)
+    stages = unpack(data).stages_present
+    assert stages >= 3
+    rates, qualities = [], []
+    for k in range(1, stages + 1):
+        prefix = truncate(data, k)
+        decoded = cdcodec.decode(data, stages=k)
+        assert np.array_equal(decoded, cdcodec.decode(prefix))
+        rates.append(8 * len(prefix) / (image.shape[0] * image.shape[1]))
+        qualities.append(psnr(image, decoded))
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    assert all(b > a for a, b in zip(qualities, qualities[1:]))
+
+
+def test_progressive_on_a_bundled_photo():
+    from skimage import data
+
+    check_progressive(data.astronaut()[::2, ::2].copy())
+
+
+def test_grayscale_photo():
+    from skimage import data
+
+    gray = data.camera()[::2, ::2].copy()
+    out = cdcodec.decode(cdcodec.encode(gray))
+    assert out.shape == gray.shape and psnr(gray, out) > 30
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", ["kodim05.png", "kodim23.png"])
+def test_progressive_on_kodak(kodak_dir, name):
+    check_progressive(np.asarray(Image.open(kodak_dir / name).convert("RGB")))
