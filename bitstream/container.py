@@ -48,7 +48,7 @@ class StageKind(enum.IntEnum):
 @dataclass(frozen=True)
 class StageInfo:
     kind: StageKind
-    param: int = 0  # LATENT: quality index; NEAR_LOSSLESS: the maximum error
+    param: int = 0  # LATENT: quality level (0 = the model's nominal one); NEAR_LOSSLESS: the maximum error
 
     def __post_init__(self) -> None:
         if not 0 <= self.param <= 0xFFFF:

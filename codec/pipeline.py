@@ -28,6 +28,11 @@ from .model import CascadeCodec, array_to_symbols, stage_prior, symbols_to_array
 from .weights import ModelNotFoundError, load_codec, load_shipped
 
 
+#: The quality level of a latent stage (the header's stage parameter). Models have
+#: one level so far; the field lets later models offer several without a format change.
+NOMINAL_QUALITY = 0
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     codec: CascadeCodec
@@ -77,7 +82,7 @@ def encode(image, stages: int | None = None, model: ModelSpec = None) -> bytes:
         channels=1 if pixels.ndim == 2 else 3,
         model_id=codec.config.model_id,
         weights_digest=loaded.digest,
-        stages=tuple(StageInfo(StageKind.LATENT, index) for index in range(stages)),
+        stages=tuple(StageInfo(StageKind.LATENT, NOMINAL_QUALITY) for _ in range(stages)),
     )
     return pack(header, payloads)
 
@@ -94,6 +99,8 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
     for index, info in enumerate(header.stages[:stages]):
         if info.kind != StageKind.LATENT or index >= codec.num_stages:
             raise CdcFormatError(f"stage {index + 1} is of a kind this model cannot decode")
+        if info.param != NOMINAL_QUALITY:
+            raise CdcFormatError(f"stage {index + 1} uses quality level {info.param}, which this model does not have")
     ph, pw = padded_size(header.height, header.width, codec.config.multiple)
     symbols = []
     for index in range(stages):
