@@ -73,20 +73,36 @@ _model_option = click.option(
 @cli.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@_stages_option("Number of cascade stages to write (default: all). Fewer stages: smaller file, coarser image.")
+@_stages_option("Number of lossy cascade stages to write (default: all). Fewer stages: smaller file, coarser image.")
+@click.option("--lossless", is_flag=True, help="Add a final stage so the file decodes to exactly the original pixels.")
+@click.option(
+    "--max-error",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Add a final near-lossless stage: every decoded sample within D of the original (guaranteed).",
+)
 @_model_option
 @_force_option
 @handle_errors
-def encode(input_path: Path, output: Path, stages: int | None, model_id: str | None, force: bool) -> None:
-    """Compress an image (any Pillow-readable file) into a .cdc file."""
+def encode(
+    input_path: Path, output: Path, stages: int | None, lossless: bool, max_error: int | None, model_id: str | None, force: bool
+) -> None:
+    """Compress an image (any Pillow-readable file) into a .cdc file.
+
+    Without --lossless or --max-error the file holds only lossy stages; with
+    either, `decode` gives the exact (or within-D) image while `decode --stages K`
+    still gives lossy stage K.
+    """
     from ..codec.images import load_image
     from ..codec.pipeline import encode as encode_image
 
+    if lossless and max_error is not None:
+        raise click.UsageError("--lossless and --max-error exclude each other")
     if not input_path.is_file():
         raise CliError(f"{input_path} is not a file")
     check_output_path(output, force, input_path)
     pixels = load_image(input_path)
-    data = encode_image(pixels, stages=stages, model=model_id)
+    data = encode_image(pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error)
     write_bytes_atomic(output, data)
     _report_sizes(data)
 
@@ -129,13 +145,14 @@ def info(input_path: Path, as_json: bool) -> None:
     click.echo(f"stages: {desc['stages_present']} present of {desc['stages_announced']} written")
     click.echo(f"header: {desc['header_bytes']} bytes")
     for stage in desc["stages"]:
+        kind = stage["kind"] + (f", max error {stage['param']}" if stage["kind"] == "near_lossless" else "")
         if stage["present"]:
             click.echo(
-                f"  stage {stage['stage']} ({stage['kind']}): {stage['bytes']} bytes, "
+                f"  stage {stage['stage']} ({kind}): {stage['bytes']} bytes, "
                 f"cumulative {stage['cumulative_bytes']} bytes = {stage['cumulative_bpp']:.4f} bpp"
             )
         else:
-            click.echo(f"  stage {stage['stage']} ({stage['kind']}): not in this file")
+            click.echo(f"  stage {stage['stage']} ({kind}): not in this file")
     click.echo(f"total: {desc['file_bytes']} bytes, {desc['bpp']:.4f} bpp")
 
 

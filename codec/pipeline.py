@@ -8,6 +8,10 @@ decode: container bytes -> header checks (model id, weights digest, geometry)
 -> payloads of the first k stages -> symbols -> reconstruction after stage k ->
 crop -> uint8 array.
 
+An exact stage (lossless or near-lossless, `exact.py`) may follow the lossy
+stages; decoding it needs only the lossy stages' integer symbols, never their
+float reconstruction, so it gives the same pixels on every machine.
+
 Grayscale images are coded as three equal channels and read back as their mean;
 the header records one channel.
 """
@@ -22,6 +26,8 @@ import numpy as np
 import torch
 
 from ..bitstream import CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
+from ..bitstream.residual import decode_residual, encode_residual, pixel_checksum
+from . import exact
 from .geometry import crop_to, pad_to_multiple, padded_size
 from .images import image_to_array
 from .model import CascadeCodec, array_to_symbols, stage_prior, symbols_to_array
@@ -31,6 +37,8 @@ from .weights import ModelNotFoundError, load_codec, load_shipped
 #: The quality level of a latent stage (the header's stage parameter). Models have
 #: one level so far; the field lets later models offer several without a format change.
 NOMINAL_QUALITY = 0
+#: Largest maximum error a near-lossless stage accepts.
+MAX_ERROR_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -56,39 +64,67 @@ def get_model(model: ModelSpec = None) -> LoadedModel:
     return LoadedModel(codec, digest)
 
 
-def encode(image, stages: int | None = None, model: ModelSpec = None) -> bytes:
+def encode(
+    image,
+    stages: int | None = None,
+    model: ModelSpec = None,
+    lossless: bool = False,
+    max_error: int | None = None,
+) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
-    `stages` limits how many cascade stages are written (all when None): fewer
-    stages, fewer bytes, a coarser image.
+    `stages` limits how many lossy cascade stages are written (all when None):
+    fewer stages, fewer bytes, a coarser image. `lossless` adds a final stage
+    that makes the file decode to exactly the original; `max_error=D` adds one
+    that makes every decoded sample lie within D of the original.
     """
     loaded = get_model(model)
     codec = loaded.codec
     stages = codec.num_stages if stages is None else stages
     if not 1 <= stages <= codec.num_stages:
         raise ValueError(f"this model has stages 1-{codec.num_stages}, not {stages}")
+    if lossless and max_error is not None:
+        raise ValueError("choose either lossless or a maximum error, not both")
+    if max_error is not None and not 1 <= max_error <= MAX_ERROR_LIMIT:
+        raise ValueError(f"maximum error must be 1-{MAX_ERROR_LIMIT}")
     pixels = image_to_array(image)
     height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else 3
     x = _to_tensor(pixels, codec.config.multiple)
-    payloads = []
+    payloads, arrays = [], []
     previous = None
     for index, q in enumerate(codec.analyse(x, stages)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
-        payloads.append(encode_latent(symbols_to_array(q), codec.tables_for(index), prior))
+        arrays.append(symbols_to_array(q))
+        payloads.append(encode_latent(arrays[-1], codec.tables_for(index), prior))
         previous = q
+    infos = [StageInfo(StageKind.LATENT, NOMINAL_QUALITY) for _ in range(stages)]
+    if lossless or max_error is not None:
+        bound = 0 if lossless else max_error
+        preview = _preview(codec, arrays, height, width, channels)
+        original = pixels.reshape(height, width, channels).astype(np.int64)
+        quantized = exact.quantize_residual(original - preview, bound)
+        final = exact.reconstruct(preview, quantized, bound)
+        checksum = pixel_checksum(final)
+        payloads.append(encode_residual(quantized, preview, exact.residual_radius(bound), checksum))
+        infos.append(StageInfo(StageKind.LOSSLESS, 0) if lossless else StageInfo(StageKind.NEAR_LOSSLESS, bound))
     header = Header(
         width=width,
         height=height,
-        channels=1 if pixels.ndim == 2 else 3,
+        channels=channels,
         model_id=codec.config.model_id,
         weights_digest=loaded.digest,
-        stages=tuple(StageInfo(StageKind.LATENT, NOMINAL_QUALITY) for _ in range(stages)),
+        stages=tuple(infos),
     )
     return pack(header, payloads)
 
 
 def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> np.ndarray:
-    """Decode .cdc bytes to a uint8 array, (H, W) or (H, W, 3), after `stages` stages (all present when None)."""
+    """Decode .cdc bytes to a uint8 array, (H, W) or (H, W, 3), after `stages` stages (all present when None).
+
+    When the stages decoded include an exact (lossless or near-lossless) stage,
+    the result is exact and its checksum is verified.
+    """
     parsed = unpack(data)
     header = parsed.header
     loaded = _model_for(header, model)
@@ -96,22 +132,56 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
     stages = parsed.stages_present if stages is None else stages
     if not 1 <= stages <= parsed.stages_present:
         raise ValueError(f"file has stages 1-{parsed.stages_present}, cannot decode {stages}")
-    for index, info in enumerate(header.stages[:stages]):
-        if info.kind != StageKind.LATENT or index >= codec.num_stages:
-            raise CdcFormatError(f"stage {index + 1} is of a kind this model cannot decode")
-        if info.param != NOMINAL_QUALITY:
-            raise CdcFormatError(f"stage {index + 1} uses quality level {info.param}, which this model does not have")
+    latent_stages = _check_stage_plan(header, codec)
     ph, pw = padded_size(header.height, header.width, codec.config.multiple)
-    symbols = []
-    for index in range(stages):
+    symbols, arrays = [], []
+    for index in range(min(stages, latent_stages)):
         block = codec.stages[index].config.block
         lh, lw = ph // block, pw // block
         prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
-        arr = decode_latent(parsed.payloads[index], codec.tables_for(index), lh * lw, prior)
-        symbols.append(array_to_symbols(arr, lh, lw))
+        arrays.append(decode_latent(parsed.payloads[index], codec.tables_for(index), lh * lw, prior))
+        symbols.append(array_to_symbols(arrays[-1], lh, lw))
+    if stages > latent_stages:
+        return _decode_exact(codec, header, arrays, parsed.payloads[latent_stages])
     like = torch.zeros(1, 3, ph, pw)
     recon = codec.synthesise(symbols, like)[-1]
     return _to_pixels(crop_to(recon, header.height, header.width), header.channels)
+
+
+def _check_stage_plan(header: Header, codec: CascadeCodec) -> int:
+    """Validate the announced stages against the model; return how many are lossy latents."""
+    latent = 0
+    for index, info in enumerate(header.stages):
+        if info.kind == StageKind.LATENT:
+            if latent != index or index >= codec.num_stages:
+                raise CdcFormatError(f"stage {index + 1} is a latent stage this model cannot decode")
+            if info.param != NOMINAL_QUALITY:
+                raise CdcFormatError(f"stage {index + 1} uses quality level {info.param}, which this model does not have")
+            latent += 1
+        elif index != len(header.stages) - 1 or index == 0:
+            raise CdcFormatError("an exact stage must be the last stage and follow at least one lossy stage")
+        elif info.kind == StageKind.LOSSLESS and info.param != 0:
+            raise CdcFormatError("lossless stage has a nonzero parameter")
+        elif info.kind == StageKind.NEAR_LOSSLESS and not 1 <= info.param <= MAX_ERROR_LIMIT:
+            raise CdcFormatError("near-lossless stage has an out-of-range maximum error")
+    return latent
+
+
+def _decode_exact(codec: CascadeCodec, header: Header, arrays: list[np.ndarray], payload: bytes) -> np.ndarray:
+    info = header.stages[-1]
+    bound = info.param if info.kind == StageKind.NEAR_LOSSLESS else 0
+    preview = _preview(codec, arrays, header.height, header.width, header.channels)
+    quantized, checksum = decode_residual(payload, preview, exact.residual_radius(bound))
+    final = exact.reconstruct(preview, quantized, bound)
+    if pixel_checksum(final) != checksum:
+        raise CdcFormatError("decoded pixels do not match the file's checksum (corrupt file or a decoder bug)")
+    return final[:, :, 0].copy() if header.channels == 1 else final
+
+
+def _preview(codec: CascadeCodec, arrays: list[np.ndarray], height: int, width: int, channels: int) -> np.ndarray:
+    ph, pw = padded_size(height, width, codec.config.multiple)
+    rgb = exact.exact_preview(codec, arrays, ph, pw)[:height, :width]
+    return exact.to_channels(rgb, channels)
 
 
 def _model_for(header: Header, model: ModelSpec) -> LoadedModel:

@@ -146,3 +146,16 @@ def test_usage_errors_exit_2(runner, encoded, tmp_path):
 def test_too_many_stages_is_bad_input(runner, encoded, tiny_weights, tmp_path):
     result = runner.invoke(cli, ["decode", str(encoded), str(tmp_path / "o.png"), "--stages", "5", "--model", str(tiny_weights)])
     assert result.exit_code == 1 and not (tmp_path / "o.png").exists()
+
+
+def test_lossless_and_near_lossless_from_the_cli(runner, photo, tiny_weights, tmp_path):
+    original = np.asarray(Image.open(photo))
+    for flags, bound in ((["--lossless"], 0), (["--max-error", "2"], 2)):
+        cdc, png = tmp_path / "x.cdc", tmp_path / "x.png"
+        assert runner.invoke(cli, ["encode", str(photo), str(cdc), "--force", "--model", str(tiny_weights), *flags]).exit_code == 0
+        assert runner.invoke(cli, ["decode", str(cdc), str(png), "--force", "--model", str(tiny_weights)]).exit_code == 0
+        assert np.abs(np.asarray(Image.open(png)).astype(int) - original).max() <= bound
+        info = runner.invoke(cli, ["info", str(cdc)])
+        assert ("lossless" in info.stdout) and (bound == 0 or "max error 2" in info.stdout)
+    both = runner.invoke(cli, ["encode", str(photo), str(tmp_path / "y.cdc"), "--lossless", "--max-error", "1"])
+    assert both.exit_code == 2

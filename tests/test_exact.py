@@ -1,0 +1,108 @@
+"""Exact stages: bit-exact lossless, guaranteed near-lossless, independent of threads, checksummed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdcodec.bitstream import CdcFormatError, StageKind, describe, pack, unpack
+from cdcodec.bitstream.residual import GEOMETRIC_TABLES, TABLE_TOTAL, geometric_table
+from cdcodec.codec.exact import quantize_residual, reconstruct, residual_radius
+from cdcodec.codec.pipeline import decode, encode
+from imagegen import smooth_image
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 13, 3), (17, 33, 3), (9, 5), (40, 56, 3)])
+def test_lossless_round_trip_is_exact(tiny_model, shape):
+    image = smooth_image(shape[0], shape[1], channels=3 if len(shape) == 3 else 1, seed=sum(shape))
+    data = encode(image, lossless=True, model=tiny_model)
+    assert np.array_equal(decode(data, model=tiny_model), image)
+    assert unpack(data).header.stages[-1].kind == StageKind.LOSSLESS
+
+
+@pytest.mark.parametrize("bound", [1, 2, 3, 7])
+def test_near_lossless_error_is_bounded(tiny_model, bound):
+    rng = np.random.default_rng(bound)
+    image = rng.integers(0, 256, size=(21, 30, 3), dtype=np.uint8)
+    image[:5] = 0
+    image[-5:] = 255
+    data = encode(image, max_error=bound, model=tiny_model)
+    out = decode(data, model=tiny_model)
+    assert np.abs(out.astype(int) - image.astype(int)).max() <= bound
+    last = describe(data)["stages"][-1]
+    assert (last["kind"], last["param"]) == ("near_lossless", bound)
+
+
+def test_lossy_stages_still_decode_from_an_exact_file(tiny_model):
+    image = smooth_image(24, 24, seed=3)
+    exact_file = encode(image, lossless=True, model=tiny_model)
+    lossy_file = encode(image, model=tiny_model)
+    for k in (1, 2):
+        assert np.array_equal(decode(exact_file, stages=k, model=tiny_model), decode(lossy_file, stages=k, model=tiny_model))
+    assert np.array_equal(decode(exact_file, stages=3, model=tiny_model), image)
+
+
+def test_exact_decode_is_identical_for_any_thread_count(tiny_model):
+    image = smooth_image(48, 40, seed=8)
+    data = encode(image, max_error=1, model=tiny_model)
+    before = torch.get_num_threads()
+    try:
+        outputs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outputs.append(decode(data, model=tiny_model))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(outputs[0], outputs[1])
+
+
+def test_checksum_mismatch_is_detected(tiny_model):
+    image = smooth_image(16, 16, seed=1)
+    parsed = unpack(encode(image, lossless=True, model=tiny_model))
+    payload = bytearray(parsed.payloads[-1])
+    payload[0] ^= 1  # the stored pixel CRC (section CRC recomputed by pack)
+    with pytest.raises(CdcFormatError, match="checksum"):
+        decode(pack(parsed.header, [*parsed.payloads[:-1], bytes(payload)]), model=tiny_model)
+
+
+def test_options_are_validated(tiny_model):
+    image = smooth_image(8, 8)
+    with pytest.raises(ValueError):
+        encode(image, lossless=True, max_error=1, model=tiny_model)
+    with pytest.raises(ValueError):
+        encode(image, max_error=0, model=tiny_model)
+
+
+@settings(max_examples=200)
+@given(st.integers(-255, 255), st.integers(0, 255), st.integers(0, 20))
+def test_quantized_residual_reconstructs_within_bound(residual, preview, bound):
+    original = preview + residual
+    if not 0 <= original <= 255:
+        return
+    q = quantize_residual(np.array([[[residual]]]), bound)
+    assert abs(int(q[0, 0, 0])) <= residual_radius(bound)
+    out = reconstruct(np.array([[[preview]]], dtype=np.uint8), q, bound)
+    assert abs(int(out[0, 0, 0]) - original) <= bound
+
+
+def test_geometric_tables_are_valid_integer_tables():
+    for index in (0, 7, GEOMETRIC_TABLES - 1):
+        table = geometric_table(index, 20)
+        assert table.sum() == TABLE_TOTAL and table.min() >= 1
+        assert table.argmax() == 20 and np.array_equal(table, table[::-1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_exact_payloads_raise_only_format_errors(blob):
+    from cdcodec.bitstream.residual import decode_residual
+
+    preview = np.full((3, 4, 3), 128, dtype=np.uint8)
+    try:
+        residual, _ = decode_residual(blob, preview, 255)
+    except CdcFormatError:
+        return
+    assert residual.shape == preview.shape
