@@ -59,6 +59,7 @@ class CdcodecSource:
     params = {"library": "cdcodec", "points": "encode once, decode each stage prefix k=1..K"}
 
     def unavailable(self) -> str | None:
+        """None when cdcodec can encode here; checks by encoding a small image (which also loads the model)."""
         try:
             cdcodec = importlib.import_module("cdcodec")
         except ImportError as error:  # pragma: no cover - the bench lives inside cdcodec
@@ -71,6 +72,12 @@ class CdcodecSource:
                 missing.append(f"cdcodec.{name}")
         if missing:
             return f"{' and '.join(missing)} not available yet"
+        if not self._warm:
+            try:
+                warm_up()
+            except Exception as error:  # e.g. no trained weights shipped yet: skip, do not fail every image
+                return f"cannot encode yet: {type(error).__name__}: {error}"
+            self._warm = True
         return None
 
     def __init__(self) -> None:

@@ -247,6 +247,16 @@ def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypa
     assert "| cdcodec" in result.stdout
 
 
+def test_cdcodec_without_a_model_is_skipped_with_the_reason(monkeypatch):
+    def encode(image):
+        raise FileNotFoundError("no trained model")
+
+    monkeypatch.setattr(cdcodec, "encode", encode, raising=False)
+    monkeypatch.setattr(cdcodec, "decode", lambda data, stages=None: None, raising=False)
+    monkeypatch.setattr(CDCODEC, "_warm", False)
+    assert CDCODEC.unavailable() == "cannot encode yet: FileNotFoundError: no trained model"
+
+
 def test_cdcodec_is_skipped_with_a_reason_when_its_api_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "cdcodec", types.ModuleType("cdcodec"))  # a cdcodec without the API
     assert CDCODEC.unavailable() == "cdcodec.encode and cdcodec.decode not available yet"
