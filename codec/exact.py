@@ -84,8 +84,3 @@ def reconstruct(preview: np.ndarray, quantized: np.ndarray, max_error: int) -> n
     """
     values = preview.astype(np.int64) + quantized * (2 * max_error + 1)
     return np.clip(values, 0, 255).astype(np.uint8)
-
-
-def residual_radius(max_error: int) -> int:
-    """Largest |quantized residual| possible for 8-bit pixels."""
-    return (255 + max_error) // (2 * max_error + 1)

@@ -106,7 +106,7 @@ def encode(
         quantized = exact.quantize_residual(original - preview, bound)
         final = exact.reconstruct(preview, quantized, bound)
         checksum = pixel_checksum(final)
-        payloads.append(encode_residual(quantized, preview, exact.residual_radius(bound), checksum))
+        payloads.append(encode_residual(quantized, preview, bound, checksum))
         infos.append(StageInfo(StageKind.LOSSLESS, 0) if lossless else StageInfo(StageKind.NEAR_LOSSLESS, bound))
     header = Header(
         width=width,
@@ -171,7 +171,7 @@ def _decode_exact(codec: CascadeCodec, header: Header, arrays: list[np.ndarray],
     info = header.stages[-1]
     bound = info.param if info.kind == StageKind.NEAR_LOSSLESS else 0
     preview = _preview(codec, arrays, header.height, header.width, header.channels)
-    quantized, checksum = decode_residual(payload, preview, exact.residual_radius(bound))
+    quantized, checksum = decode_residual(payload, preview, bound)
     final = exact.reconstruct(preview, quantized, bound)
     if pixel_checksum(final) != checksum:
         raise CdcFormatError("decoded pixels do not match the file's checksum (corrupt file or a decoder bug)")

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from cdcodec.bitstream import CdcFormatError, StageKind, describe, pack, unpack
 from cdcodec.bitstream.residual import GEOMETRIC_TABLES, TABLE_TOTAL, geometric_table
-from cdcodec.codec.exact import quantize_residual, reconstruct, residual_radius
+from cdcodec.bitstream.residual import residual_radius
+from cdcodec.codec.exact import quantize_residual, reconstruct
 from cdcodec.codec.pipeline import decode, encode
 from imagegen import smooth_image
 
