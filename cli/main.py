@@ -81,11 +81,26 @@ _model_option = click.option(
     default=None,
     help="Add a final near-lossless stage: every decoded sample within D of the original (guaranteed).",
 )
+@click.option(
+    "--quality",
+    "-q",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Quality level: 0 is the coarsest; each level up makes every stage's quantizer finer by √2 "
+    "(the shipped model has levels 0-4; default: level 2, the one it was trained at).",
+)
 @_model_option
 @_force_option
 @handle_errors
 def encode(
-    input_path: Path, output: Path, stages: int | None, lossless: bool, max_error: int | None, model_id: str | None, force: bool
+    input_path: Path,
+    output: Path,
+    stages: int | None,
+    lossless: bool,
+    max_error: int | None,
+    quality: int | None,
+    model_id: str | None,
+    force: bool,
 ) -> None:
     """Compress an image (any Pillow-readable file) into a .cdc file.
 
@@ -102,7 +117,7 @@ def encode(
         raise CliError(f"{input_path} is not a file")
     check_output_path(output, force, input_path)
     pixels = load_image(input_path)
-    data = encode_image(pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error)
+    data = encode_image(pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error, quality=quality)
     write_bytes_atomic(output, data)
     _report_sizes(data)
 
@@ -145,7 +160,8 @@ def info(input_path: Path, as_json: bool) -> None:
     click.echo(f"stages: {desc['stages_present']} present of {desc['stages_announced']} written")
     click.echo(f"header: {desc['header_bytes']} bytes")
     for stage in desc["stages"]:
-        kind = stage["kind"] + (f", max error {stage['param']}" if stage["kind"] == "near_lossless" else "")
+        extra = {"near_lossless": f", max error {stage['param']}", "latent": f", quality level {stage['param']}"}
+        kind = stage["kind"] + extra.get(stage["kind"], "")
         if stage["present"]:
             click.echo(
                 f"  stage {stage['stage']} ({kind}): {stage['bytes']} bytes, "

@@ -29,23 +29,27 @@ PREVIEW_BITS = 12
 _EXACT_LIMIT = float(2**53)
 
 
-def synthesis_matrices(codec: CascadeCodec, stages: int) -> list[np.ndarray]:
-    """Per stage: (C, 3·b·b) integer-valued float64 matrices, symbols -> pixel units·2^PREVIEW_BITS."""
+def synthesis_matrices(codec: CascadeCodec, scales: list[float]) -> list[np.ndarray]:
+    """Per stage: (C, 3·b·b) integer-valued float64 matrices, symbols -> pixel units·2^PREVIEW_BITS.
+
+    `scales` holds each stage's quality factor on its quantizer step.
+    """
     matrices = []
-    for stage in codec.stages[:stages]:
+    for stage, factor in zip(codec.stages, scales):
         weight = stage.transform.synthesis.weight.detach().cpu().double().numpy()
-        scale = stage.config.step * 255.0 * (1 << PREVIEW_BITS)
+        scale = stage.config.step * factor * 255.0 * (1 << PREVIEW_BITS)
         matrices.append(np.round(weight.reshape(weight.shape[0], -1) * scale))
     return matrices
 
 
-def exact_preview(codec: CascadeCodec, symbols: list[np.ndarray], height: int, width: int) -> np.ndarray:
+def exact_preview(codec: CascadeCodec, symbols: list[np.ndarray], scales: list[float], height: int, width: int) -> np.ndarray:
     """uint8 (height, width, 3) preview from the (C, h·w) symbol arrays of the first stages.
 
-    `height` and `width` are the padded image size the latents were computed on.
+    `scales` are the stages' quality factors; `height` and `width` the padded
+    image size the latents were computed on.
     """
     acc = np.zeros((height, width, 3), dtype=np.float64)
-    for matrix, stage_symbols, stage in zip(synthesis_matrices(codec, len(symbols)), symbols, codec.stages):
+    for matrix, stage_symbols, stage in zip(synthesis_matrices(codec, scales[: len(symbols)]), symbols, codec.stages):
         block = stage.config.block
         values = stage_symbols.astype(np.float64)
         bound = np.abs(values).max(initial=0) * np.abs(matrix).sum(axis=0).max(initial=0)

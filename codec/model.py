@@ -25,6 +25,17 @@ BASE_LEVEL = 0.5
 class CodecConfig:
     model_id: str
     stages: tuple[StageConfig, ...]
+    # Quality levels: factors on every stage's quantizer step, lowest quality first.
+    # The level with factor 1 is the one the networks were trained at.
+    qualities: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if 1.0 not in self.qualities or list(self.qualities) != sorted(self.qualities, reverse=True):
+            raise ValueError("quality factors must be decreasing and include 1.0")
+
+    @property
+    def nominal_quality(self) -> int:
+        return self.qualities.index(1.0)
 
     @property
     def multiple(self) -> int:
@@ -32,11 +43,15 @@ class CodecConfig:
         return max(s.block for s in self.stages)
 
     def to_dict(self) -> dict:
-        return {"model_id": self.model_id, "stages": [s.to_dict() for s in self.stages]}
+        return {"model_id": self.model_id, "stages": [s.to_dict() for s in self.stages], "qualities": list(self.qualities)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CodecConfig":
-        return cls(model_id=str(data["model_id"]), stages=tuple(StageConfig(**s) for s in data["stages"]))
+        return cls(
+            model_id=str(data["model_id"]),
+            stages=tuple(StageConfig(**s) for s in data["stages"]),
+            qualities=tuple(float(q) for q in data.get("qualities", (1.0,))),
+        )
 
 
 class CascadeCodec(nn.Module):
@@ -44,7 +59,8 @@ class CascadeCodec(nn.Module):
         super().__init__()
         self.config = config
         self.stages = nn.ModuleList(ResidualStage(c) for c in config.stages)
-        self.tables: list[SymbolTables | None] = [None] * len(config.stages)
+        # tables[stage][quality level]: filled after training (`training.fit_tables`).
+        self.tables: list[dict[int, SymbolTables]] = [{} for _ in config.stages]
 
     @property
     def num_stages(self) -> int:
@@ -53,36 +69,52 @@ class CascadeCodec(nn.Module):
     def base(self, like: torch.Tensor) -> torch.Tensor:
         return torch.full_like(like, BASE_LEVEL)
 
+    def scale(self, quality: int) -> float:
+        if not 0 <= quality < len(self.config.qualities):
+            raise ValueError(f"quality level {quality} does not exist (this model has 0-{len(self.config.qualities) - 1})")
+        return self.config.qualities[quality]
+
     @torch.no_grad()
-    def analyse(self, x: torch.Tensor, stages: int) -> list[torch.Tensor]:
-        """Integer symbols (as float tensors) of the first `stages` stages.
+    def analyse(self, x: torch.Tensor, stages: int, quality: int | None = None) -> list[torch.Tensor]:
+        """Integer symbols (as float tensors) of the first `stages` stages at one quality level.
 
         Each stage's encoder sees the reconstruction the decoder will have, built
         from the previous stages' rounded symbols.
         """
+        scale = self.scale(self.config.nominal_quality if quality is None else quality)
         prev = self.base(x)
         symbols = []
         for stage in self.stages[:stages]:
-            q = stage.quantize(stage.analyse(x, prev))
+            q = stage.quantize(stage.analyse(x, prev, scale))
             symbols.append(q)
-            prev = stage.synthesise(q, prev)
+            prev = stage.synthesise(q, prev, scale)
         return symbols
 
     @torch.no_grad()
-    def synthesise(self, symbols: list[torch.Tensor], like: torch.Tensor) -> list[torch.Tensor]:
+    def synthesise(self, symbols: list[torch.Tensor], like: torch.Tensor, qualities: list[int] | None = None) -> list[torch.Tensor]:
         """Reconstructions after each stage, from the symbols of stages 1..len(symbols)."""
+        if qualities is None:
+            qualities = [self.config.nominal_quality] * len(symbols)
         prev = self.base(like)
         out = []
-        for stage, q in zip(self.stages, symbols):
-            prev = stage.synthesise(q, prev)
+        for stage, q, quality in zip(self.stages, symbols, qualities):
+            prev = stage.synthesise(q, prev, self.scale(quality))
             out.append(prev)
         return out
 
-    def tables_for(self, index: int) -> SymbolTables:
-        tables = self.tables[index]
+    def tables_for(self, index: int, quality: int | None = None) -> SymbolTables:
+        quality = self.config.nominal_quality if quality is None else quality
+        tables = self.tables[index].get(quality)
         if tables is None:
-            raise RuntimeError(f"stage {index + 1} has no symbol tables (model not finished training)")
+            raise ValueError(f"stage {index + 1} has no symbol tables for quality level {quality}")
         return tables
+
+    def finished_stages(self) -> int:
+        """Leading stages that have tables at the nominal quality (trained and fitted)."""
+        count = 0
+        while count < self.num_stages and self.config.nominal_quality in self.tables[count]:
+            count += 1
+        return count
 
 
 def symbols_to_array(q: torch.Tensor) -> np.ndarray:

@@ -34,9 +34,6 @@ from .model import CascadeCodec, array_to_symbols, stage_prior, symbols_to_array
 from .weights import ModelNotFoundError, load_codec, load_shipped
 
 
-#: The quality level of a latent stage (the header's stage parameter). Models have
-#: one level so far; the field lets later models offer several without a format change.
-NOMINAL_QUALITY = 0
 #: Largest maximum error a near-lossless stage accepts.
 MAX_ERROR_LIMIT = 64
 
@@ -70,19 +67,24 @@ def encode(
     model: ModelSpec = None,
     lossless: bool = False,
     max_error: int | None = None,
+    quality: int | None = None,
 ) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
     `stages` limits how many lossy cascade stages are written (all when None):
     fewer stages, fewer bytes, a coarser image. `lossless` adds a final stage
     that makes the file decode to exactly the original; `max_error=D` adds one
-    that makes every decoded sample lie within D of the original.
+    that makes every decoded sample lie within D of the original. `quality`
+    picks one of the model's quality levels (0 = coarsest; default: the level
+    the model was trained at): each stage's quantizer step scales with it.
     """
     loaded = get_model(model)
     codec = loaded.codec
     stages = codec.num_stages if stages is None else stages
     if not 1 <= stages <= codec.num_stages:
         raise ValueError(f"this model has stages 1-{codec.num_stages}, not {stages}")
+    quality = codec.config.nominal_quality if quality is None else quality
+    codec.scale(quality)  # validates the level
     if lossless and max_error is not None:
         raise ValueError("choose either lossless or a maximum error, not both")
     if max_error is not None and not 1 <= max_error <= MAX_ERROR_LIMIT:
@@ -93,15 +95,16 @@ def encode(
     x = _to_tensor(pixels, codec.config.multiple)
     payloads, arrays = [], []
     previous = None
-    for index, q in enumerate(codec.analyse(x, stages)):
+    for index, q in enumerate(codec.analyse(x, stages, quality)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
-        payloads.append(encode_latent(arrays[-1], codec.tables_for(index), prior))
+        payloads.append(encode_latent(arrays[-1], codec.tables_for(index, quality), prior))
         previous = q
-    infos = [StageInfo(StageKind.LATENT, NOMINAL_QUALITY) for _ in range(stages)]
+    infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
+    levels = [quality] * stages
     if lossless or max_error is not None:
         bound = 0 if lossless else max_error
-        preview = _preview(codec, arrays, height, width, channels)
+        preview = _preview(codec, arrays, levels, height, width, channels)
         original = pixels.reshape(height, width, channels).astype(np.int64)
         quantized = exact.quantize_residual(original - preview, bound)
         final = exact.reconstruct(preview, quantized, bound)
@@ -134,17 +137,19 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
         raise ValueError(f"file has stages 1-{parsed.stages_present}, cannot decode {stages}")
     latent_stages = _check_stage_plan(header, codec)
     ph, pw = padded_size(header.height, header.width, codec.config.multiple)
+    levels = [info.param for info in header.stages[:latent_stages]]
     symbols, arrays = [], []
     for index in range(min(stages, latent_stages)):
         block = codec.stages[index].config.block
         lh, lw = ph // block, pw // block
         prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
-        arrays.append(decode_latent(parsed.payloads[index], codec.tables_for(index), lh * lw, prior))
+        tables = codec.tables_for(index, levels[index])
+        arrays.append(decode_latent(parsed.payloads[index], tables, lh * lw, prior))
         symbols.append(array_to_symbols(arrays[-1], lh, lw))
     if stages > latent_stages:
-        return _decode_exact(codec, header, arrays, parsed.payloads[latent_stages])
+        return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])
     like = torch.zeros(1, 3, ph, pw)
-    recon = codec.synthesise(symbols, like)[-1]
+    recon = codec.synthesise(symbols, like, levels[: len(symbols)])[-1]
     return _to_pixels(crop_to(recon, header.height, header.width), header.channels)
 
 
@@ -155,7 +160,7 @@ def _check_stage_plan(header: Header, codec: CascadeCodec) -> int:
         if info.kind == StageKind.LATENT:
             if latent != index or index >= codec.num_stages:
                 raise CdcFormatError(f"stage {index + 1} is a latent stage this model cannot decode")
-            if info.param != NOMINAL_QUALITY:
+            if info.param >= len(codec.config.qualities) or info.param not in codec.tables[index]:
                 raise CdcFormatError(f"stage {index + 1} uses quality level {info.param}, which this model does not have")
             latent += 1
         elif index != len(header.stages) - 1 or index == 0:
@@ -167,10 +172,10 @@ def _check_stage_plan(header: Header, codec: CascadeCodec) -> int:
     return latent
 
 
-def _decode_exact(codec: CascadeCodec, header: Header, arrays: list[np.ndarray], payload: bytes) -> np.ndarray:
+def _decode_exact(codec: CascadeCodec, header: Header, arrays: list[np.ndarray], levels: list[int], payload: bytes) -> np.ndarray:
     info = header.stages[-1]
     bound = info.param if info.kind == StageKind.NEAR_LOSSLESS else 0
-    preview = _preview(codec, arrays, header.height, header.width, header.channels)
+    preview = _preview(codec, arrays, levels, header.height, header.width, header.channels)
     quantized, checksum = decode_residual(payload, preview, bound)
     final = exact.reconstruct(preview, quantized, bound)
     if pixel_checksum(final) != checksum:
@@ -178,9 +183,10 @@ def _decode_exact(codec: CascadeCodec, header: Header, arrays: list[np.ndarray],
     return final[:, :, 0].copy() if header.channels == 1 else final
 
 
-def _preview(codec: CascadeCodec, arrays: list[np.ndarray], height: int, width: int, channels: int) -> np.ndarray:
+def _preview(codec: CascadeCodec, arrays: list[np.ndarray], levels: list[int], height: int, width: int, channels: int) -> np.ndarray:
     ph, pw = padded_size(height, width, codec.config.multiple)
-    rgb = exact.exact_preview(codec, arrays, ph, pw)[:height, :width]
+    scales = [codec.scale(level) for level in levels]
+    rgb = exact.exact_preview(codec, arrays, scales, ph, pw)[:height, :width]
     return exact.to_channels(rgb, channels)
 
 

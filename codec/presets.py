@@ -4,13 +4,17 @@
 residual stages on 8×8 blocks with finer quantizers; the third starts from the
 second's transform so it can code each coefficient in the context of what the
 second stage sent for it. The steps set each stage's operating point (roughly
-0.3, 1 and 2.1 bits per pixel cumulated on photos).
+0.3, 1 and 2.1 bits per pixel cumulated on photos); quality levels scale all
+steps together, so stage count × quality level gives the ladder of rates.
 """
 
 from __future__ import annotations
 
 from .model import CodecConfig
 from .stage import StageConfig
+
+#: Quality levels of the shipped layout: step factors 2^(k/2), coarsest first; level 2 is the trained one.
+CASCADE3_QUALITIES = (2.0, 1.4142, 1.0, 0.7071, 0.5)
 
 PRESETS = {
     "cascade3": (
@@ -26,7 +30,10 @@ PRESETS = {
 }
 
 
+QUALITIES = {"cascade3": CASCADE3_QUALITIES, "tiny": (1.5, 1.0, 0.7)}
+
+
 def preset_config(name: str, model_id: str) -> CodecConfig:
     if name not in PRESETS:
         raise KeyError(f"unknown architecture {name!r} (choose from {', '.join(PRESETS)})")
-    return CodecConfig(model_id=model_id, stages=PRESETS[name])
+    return CodecConfig(model_id=model_id, stages=PRESETS[name], qualities=QUALITIES[name])

@@ -61,18 +61,18 @@ class ResidualStage(nn.Module):
     def latent_channels(self) -> int:
         return self.transform.latent_channels
 
-    def analyse(self, x: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """Continuous latent in symbol units (before rounding)."""
+    def analyse(self, x: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Continuous latent in symbol units (before rounding); `scale` multiplies the step."""
         residual = x - prev
         y = self.transform.analyse(residual) + self.encoder(residual, prev)
-        return y / self.config.step
+        return y / (self.config.step * scale)
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         return torch.round(y).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
 
-    def synthesise(self, symbols: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    def synthesise(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Reconstruction after this stage, from integer symbols and the previous image."""
-        linear = self.transform.synthesise(symbols * self.config.step)
+        linear = self.transform.synthesise(symbols * (self.config.step * scale))
         estimate = prev + linear
         return estimate + self.refine(estimate, prev)
 

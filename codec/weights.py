@@ -67,9 +67,9 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
 def codec_tensors(codec: CascadeCodec) -> dict[str, torch.Tensor]:
     """Network parameters and every finished stage's tables, by name."""
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
-    for i, tables in enumerate(codec.tables):
-        if tables is not None:
-            tensors.update(tables_to_tensors(tables, f"tables.{i}"))
+    for i, per_quality in enumerate(codec.tables):
+        for quality, tables in per_quality.items():
+            tensors.update(tables_to_tensors(tables, f"tables.{i}.q{quality}"))
     return tensors
 
 
@@ -77,7 +77,11 @@ def restore_codec(codec: CascadeCodec, tensors: dict[str, torch.Tensor]) -> None
     """Inverse of `codec_tensors`, in place."""
     codec.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     for i in range(codec.num_stages):
-        codec.tables[i] = tables_from_tensors(tensors, f"tables.{i}")
+        codec.tables[i] = {}
+        for quality in range(len(codec.config.qualities)):
+            tables = tables_from_tensors(tensors, f"tables.{i}.q{quality}")
+            if tables is not None:
+                codec.tables[i][quality] = tables
 
 
 def save_codec(codec: CascadeCodec, path: str | Path) -> str:

@@ -31,18 +31,20 @@ def build_tiny_model(path: Path) -> None:
         [torch.from_numpy(smooth_image(32, 32, seed=s)).permute(2, 0, 1).float() / 255 for s in range(8)]
     )
     with torch.no_grad():
-        prev, previous_q = codec.base(images), None
+        prev = codec.base(images)
         for index, stage in enumerate(codec.stages):
             if stage.config.basis == "previous":
                 stage.transform.load_state_dict(codec.stages[index - 1].transform.state_dict())
             else:
                 stage.transform.reset_orthonormal(pca_basis(extract_blocks(images - prev, stage.config.block)))
-            q = stage.quantize(stage.analyse(images, prev))
-            grid = tuple(q.shape[-2:])
-            symbols = [symbols_to_array(q[i : i + 1]) for i in range(len(q))]
-            priors = [stage_prior(None if previous_q is None else previous_q[i : i + 1], grid, q.shape[1]) for i in range(len(q))]
-            codec.tables[index] = fit_tables(symbols, priors)
-            prev, previous_q = stage.synthesise(q, prev), q
+            prev = stage.synthesise(stage.quantize(stage.analyse(images, prev)), prev)
+        for quality in range(len(codec.config.qualities)):
+            per_stage = codec.analyse(images, codec.num_stages, quality)
+            for index, q in enumerate(per_stage):
+                grid = tuple(q.shape[-2:])
+                symbols = [symbols_to_array(q[i : i + 1]) for i in range(len(q))]
+                priors = [stage_prior(None if index == 0 else per_stage[index - 1][i : i + 1], grid, q.shape[1]) for i in range(len(q))]
+                codec.tables[index][quality] = fit_tables(symbols, priors)
     save_codec(codec, path)
 
 

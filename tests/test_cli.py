@@ -159,3 +159,16 @@ def test_lossless_and_near_lossless_from_the_cli(runner, photo, tiny_weights, tm
         assert ("lossless" in info.stdout) and (bound == 0 or "max error 2" in info.stdout)
     both = runner.invoke(cli, ["encode", str(photo), str(tmp_path / "y.cdc"), "--lossless", "--max-error", "1"])
     assert both.exit_code == 2
+
+
+def test_quality_option(runner, photo, tiny_weights, tmp_path):
+    sizes = []
+    for level in ("0", "2"):
+        out = tmp_path / f"q{level}.cdc"
+        result = runner.invoke(cli, ["encode", str(photo), str(out), "--quality", level, "--model", str(tiny_weights)])
+        assert result.exit_code == 0, result.output
+        sizes.append(out.stat().st_size)
+        assert f"quality level {level}" in runner.invoke(cli, ["info", str(out)]).stdout
+    assert sizes[0] < sizes[1]
+    bad = runner.invoke(cli, ["encode", str(photo), str(tmp_path / "q9.cdc"), "--quality", "9", "--model", str(tiny_weights)])
+    assert bad.exit_code == 1 and not (tmp_path / "q9.cdc").exists()

@@ -101,3 +101,18 @@ def test_loaded_model_is_reusable(tiny_model):
     assert isinstance(tiny_model, LoadedModel)
     image = smooth_image(8, 8)
     assert encode(image, model=tiny_model) == encode(image, model=tiny_model)
+
+
+def test_quality_levels_trade_rate_for_fidelity(tiny_model):
+    image = smooth_image(48, 48, seed=11)
+    levels = range(len(tiny_model.codec.config.qualities))
+    files = [encode(image, quality=level, model=tiny_model) for level in levels]
+    sizes = [len(f) for f in files]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    errors = [psnr(image, decode(f, model=tiny_model)) for f in files]
+    assert errors[-1] > errors[0]
+    assert [unpack(f).header.stages[0].param for f in files] == list(levels)
+    with pytest.raises(ValueError):
+        encode(image, quality=len(levels), model=tiny_model)
+    # An exact stage on top of any quality level is still exact.
+    assert np.array_equal(decode(encode(image, quality=0, lossless=True, model=tiny_model), model=tiny_model), image)

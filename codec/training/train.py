@@ -83,15 +83,13 @@ def train_cascade(
             optimizer.load_state_dict(optimizer_state)
             optimizer_state = None
         _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progress)
-        codec.tables[k] = _fit_stage_tables(codec, k, sampler, settings, dev)
+        codec.tables[k] = {codec.config.nominal_quality: _fit_stage_tables(codec, k, sampler, settings, dev)}
         state["log"].append({"stage": k + 1, "steps": state["step"], "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
         state.update(stage=k + 1, step=0, initialised=False)
         save_checkpoint(ckpt, codec, None, state)
         _say(f"stage {k + 1} finished", progress)
     codec.eval()
-    for k in range(codec.num_stages):
-        if codec.tables[k] is None:  # e.g. a checkpoint written before a change of the table format
-            codec.tables[k] = _fit_stage_tables(codec, k, sampler, settings, dev)
+    _fill_tables(codec, sampler, settings, dev, progress)
     if out is not None:
         save_codec(codec.cpu(), out)
     (work_dir / "log.json").write_text(json.dumps(state["log"], indent=2))
@@ -191,13 +189,13 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
 
 
 @torch.no_grad()
-def _fit_stage_tables(codec, k, sampler, settings, dev):
-    """Tables for stage k from the symbols it produces on training crops."""
+def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = None):
+    """Tables for stage k at one quality level, from the symbols it produces on training crops."""
     codec.eval()
     symbol_batches, prior_batches = [], []
     for _ in range(max(1, settings.table_crops // settings.batch)):
         x = sampler.batch(settings.batch).to(dev)
-        per_stage = codec.analyse(x, k + 1)
+        per_stage = codec.analyse(x, k + 1, quality)
         q, previous = per_stage[k], per_stage[k - 1] if k > 0 else None
         for i in range(x.shape[0]):
             symbol_batches.append(symbols_to_array(q[i : i + 1]))
@@ -206,14 +204,23 @@ def _fit_stage_tables(codec, k, sampler, settings, dev):
     return fit_tables(symbol_batches, prior_batches)
 
 
+def _fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettings, dev, progress: bool) -> None:
+    """Fit the tables every (stage, quality level) still lacks."""
+    for quality in range(len(codec.config.qualities)):
+        for k in range(codec.num_stages):
+            if quality not in codec.tables[k]:
+                codec.tables[k][quality] = _fit_stage_tables(codec, k, sampler, settings, dev, quality)
+                _say(f"stage {k + 1}, quality level {quality}: tables fitted", progress)
+
+
 def refit_tables(codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True) -> None:
-    """Refit every stage's tables (after a change of the context rules, say) without training."""
+    """Refit every stage's tables at every quality level (after a change of the context rules,
+    say, or of the quality levels), without training."""
     sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + 7, progress=progress)
     dev = torch.device(device)
     codec.to(dev)
-    for k in range(codec.num_stages):
-        codec.tables[k] = _fit_stage_tables(codec, k, sampler, settings, dev)
-        _say(f"stage {k + 1}: tables refitted", progress)
+    codec.tables = [{} for _ in range(codec.num_stages)]
+    _fill_tables(codec, sampler, settings, dev, progress)
     codec.cpu()
 
 
