@@ -135,23 +135,37 @@ def _neighbour_sums(plane: np.ndarray, ys, xs, neighbours):
     return total, np.maximum(count, 1), values
 
 
-def _prediction(residual, preview, preview_activity, phase: int, channel: int, unit: int, weight: int):
-    """Prediction and activity bucket for one phase of one channel, from earlier phases only.
+def _neighbourhood(residual, preview, phase: int, channel: int):
+    """What the predictions of one phase of one channel are made from (earlier phases only).
+
+    Returns None for the first phase (no neighbours; its activity is the
+    preview's), else (neighbour residual sum, count, neighbour values, preview detail).
+    """
+    y0, x0, stride, neighbours = PHASES[phase]
+    if not neighbours:
+        return None
+    height, width = residual.shape[:2]
+    ys = np.arange(y0, height, stride)[:, None]
+    xs = np.arange(x0, width, stride)[None, :]
+    total, count, values = _neighbour_sums(residual[:, :, channel], ys, xs, neighbours)
+    p_total, _, _ = _neighbour_sums(preview[:, :, channel].astype(np.int64), ys, xs, neighbours)
+    detail = count * preview[y0::stride, x0::stride, channel].astype(np.int64) - p_total
+    return total, count, values, detail
+
+
+def _prediction(hood, preview_activity, phase: int, channel: int, unit: int, weight: int):
+    """Prediction and activity bucket of one phase of one channel.
 
     The prediction is the neighbours' mean residual minus `weight`/4 of the
     preview's detail at the pixel (its value minus its neighbours' mean), in
     residual units of `unit` = 2·D + 1 grey levels; all in integer arithmetic.
     """
-    y0, x0, stride, neighbours = PHASES[phase]
-    height, width = residual.shape[:2]
-    ys = np.arange(y0, height, stride)[:, None]
-    xs = np.arange(x0, width, stride)[None, :]
-    if not neighbours:
-        return np.zeros((ys.size, xs.size), dtype=np.int64), preview_activity[y0::stride, x0::stride, channel]
-    total, count, values = _neighbour_sums(residual[:, :, channel], ys, xs, neighbours)
-    here = preview[y0::stride, x0::stride, channel].astype(np.int64)
-    p_total, _, _ = _neighbour_sums(preview[:, :, channel].astype(np.int64), ys, xs, neighbours)
-    numerator = 4 * unit * total - weight * (count * here - p_total)
+    if hood is None:
+        y0, x0, stride, _ = PHASES[phase]
+        bucket = preview_activity[y0::stride, x0::stride, channel]
+        return np.zeros(bucket.shape, dtype=np.int64), bucket
+    total, count, values, detail = hood
+    numerator = 4 * unit * total - weight * detail
     denominator = 4 * unit * count
     pred = (2 * numerator + denominator) // (2 * denominator)
     spread = sum(np.where(valid, np.abs(v - pred), 0) for v, valid in values)
@@ -194,11 +208,15 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
     for phase, channel, first in _walk(residual.shape):
         y0, x0, stride, neighbours = PHASES[phase]
         target = residual[y0::stride, x0::stride, channel]
-        candidates = range(DETAIL_WEIGHTS) if neighbours else (0,)
-        options = [_prediction(residual, preview, act, phase, channel, unit, w) for w in candidates]
-        best = int(np.argmin([np.abs(target - pred).sum() for pred, _ in options]))
+        hood = _neighbourhood(residual, preview, phase, channel)
+        if hood is None:
+            best = 0
+        else:
+            total, count, _, detail = hood
+            costs = [np.abs(4 * unit * (count * target - total) + w * detail).sum() for w in range(DETAIL_WEIGHTS)]
+            best = int(np.argmin(costs))
         weights[phase, channel] = best
-        pred, bucket = options[best]
+        pred, bucket = _prediction(hood, act, phase, channel, unit, best)
         error = target - pred
         coded = error if first else error - reference
         ctx = _context(bucket, None if first else reference)
@@ -245,7 +263,8 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
     try:
         for phase, channel, first in _walk(preview.shape):
             y0, x0, stride, _ = PHASES[phase]
-            pred, bucket = _prediction(residual, preview, act, phase, channel, unit, int(weights[phase, channel]))
+            hood = _neighbourhood(residual, preview, phase, channel)
+            pred, bucket = _prediction(hood, act, phase, channel, unit, int(weights[phase, channel]))
             ctx = _context(bucket, None if first else reference)
             coded = np.zeros(pred.shape, dtype=np.int64)
             for k in range(CONTEXTS):
@@ -276,9 +295,15 @@ def residual_radius(max_error: int) -> int:
 
 
 def _best_table(values: np.ndarray, radius: int) -> int:
-    hist = np.bincount(values + radius, minlength=2 * radius + 1)
-    costs = [-(hist * np.log2(geometric_table(i, radius) / TABLE_TOTAL)).sum() for i in range(GEOMETRIC_TABLES)]
-    return int(np.argmin(costs))
+    """The family member that codes `values` in the fewest bits (the encoder's choice only)."""
+    hist = np.bincount(values + radius, minlength=2 * radius + 1).astype(np.float64)
+    return int(np.argmin(_code_lengths(radius) @ hist))
+
+
+@lru_cache(maxsize=8)
+def _code_lengths(radius: int) -> np.ndarray:
+    """(GEOMETRIC_TABLES, 2·radius + 1) bits of every value under every family member."""
+    return np.stack([-np.log2(geometric_table(i, radius) / TABLE_TOTAL) for i in range(GEOMETRIC_TABLES)])
 
 
 @lru_cache(maxsize=512)

@@ -84,10 +84,11 @@ class CascadeCodec(nn.Module):
         scale = self.scale(self.config.nominal_quality if quality is None else quality)
         prev = self.base(x)
         symbols = []
-        for stage in self.stages[:stages]:
+        for index, stage in enumerate(self.stages[:stages]):
             q = stage.quantize(stage.analyse(x, prev, scale))
             symbols.append(q)
-            prev = stage.synthesise(q, prev, scale)
+            if index + 1 < stages:  # the last stage's reconstruction is not needed here
+                prev = stage.synthesise(q, prev, scale)
         return symbols
 
     @torch.no_grad()
