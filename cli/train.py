@@ -36,7 +36,8 @@ from .output import CliError
 @click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
 @click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
 @click.option("--seed", default=0, show_default=True)
-def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed) -> None:
+@click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
+def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, note) -> None:
     """Train a model stage by stage (resumes from --work-dir)."""
     import torch
 
@@ -66,9 +67,11 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
             "data": str(data_dir),
             "settings": describe_settings(settings),
             "device": device if device != "cpu" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-            "seconds_last_session": round(time.time() - started),
+            "seconds_this_invocation": round(time.time() - started),
             "log": json.loads((work_dir / "log.json").read_text()),
         }
+        if note:
+            record["note"] = note
         install_model(out, config.model_id, config.to_dict(), record, make_default)
 
 
