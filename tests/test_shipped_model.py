@@ -60,3 +60,29 @@ def test_grayscale_photo():
 @pytest.mark.parametrize("name", ["kodim05.png", "kodim23.png"])
 def test_progressive_on_kodak(kodak_dir, name):
     check_progressive(np.asarray(Image.open(kodak_dir / name).convert("RGB")))
+
+
+def test_exact_modes_on_a_bundled_photo():
+    from skimage import data
+
+    image = data.coffee()[::2, ::2].copy()
+    assert np.array_equal(cdcodec.decode(cdcodec.encode(image, stages=1, lossless=True)), image)
+    near = cdcodec.decode(cdcodec.encode(image, max_error=2))
+    assert np.abs(near.astype(int) - image.astype(int)).max() <= 2
+
+
+@pytest.mark.shared
+def test_lossless_on_kodak_is_exact_with_any_thread_count(kodak_dir):
+    import torch
+
+    image = np.asarray(Image.open(kodak_dir / "kodim07.png").convert("RGB"))
+    data = cdcodec.encode(image, lossless=True)
+    before = torch.get_num_threads()
+    try:
+        decoded = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            decoded.append(cdcodec.decode(data))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(decoded[0], image) and np.array_equal(decoded[1], image)
