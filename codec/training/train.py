@@ -2,8 +2,9 @@
 
 Stage 1 is trained alone; then it is frozen and stage 2 learns to code what
 stage 1 leaves, and so on. Before a stage trains, its block transform is set to
-the PCA basis of the residual it will code; after it trains, its integer symbol
-tables are fitted from the symbols it really produces. The loss of stage k is
+the PCA basis of the residual it will code (or copied from the previous stage,
+see StageConfig.basis); after it trains, its integer symbol tables are fitted
+from the symbols it really produces, at every quality level. The loss of stage k is
 its own rate plus λ_k times the distortion after stage k, with λ_k matched to
 the stage's quantizer step.
 
