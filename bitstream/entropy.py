@@ -12,9 +12,8 @@ the image.
 Values outside a channel's table are coded as an escape symbol followed by the raw
 value (uniform over the 16-bit range), so any int16 latent round-trips exactly.
 
-Stream layout: constriction's ANS coder emits 32-bit words; they are stored
-little-endian. Decoding checks that every word was consumed, which catches
-truncated or padded payloads.
+The payload is one ANS word stream (`ans.py`); decoding checks that every word
+was consumed, which catches truncated or padded payloads.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from . import ans
 from .contexts import CONTEXTS, PRIOR_LEVELS, count_bucket
 from .errors import CdcFormatError
 
@@ -38,6 +38,7 @@ _RAW_SIZE = 1 << 16
 
 #: Symbols per channel and per payload that a decoder will agree to produce.
 MAX_POSITIONS = 1 << 28
+PAYLOAD = "entropy-coded payload"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def encode_latent(symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray |
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError("latent values must fit in int16")
     groups = list(_channel_rows(tables, symbols, prior))
-    coder = constriction.stream.stack.AnsCoder()
+    coder = ans.new_encoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     # ANS is a stack: push the last thing the decoder reads first.
     for c, rows in reversed(groups):
@@ -164,24 +165,14 @@ def encode_latent(symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray |
             if escaped.any():
                 coder.encode_reverse((values[escaped] - LATENT_MIN).astype(np.int32), raw_model)
             coder.encode_reverse(idx, _model(tables, r))
-    words = coder.get_compressed()
-    return words.astype("<u4").tobytes()
+    return ans.to_bytes(coder)
 
 
 def decode_latent(payload: bytes, tables: SymbolTables, positions: int, prior: np.ndarray | None = None) -> np.ndarray:
     """Inverse of `encode_latent`; raises CdcFormatError on any inconsistency."""
     if not 0 <= positions <= MAX_POSITIONS:
         raise CdcFormatError("latent size out of range")
-    if len(payload) % 4:
-        raise CdcFormatError("entropy-coded payload is not a whole number of 32-bit words")
-    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    if words.size and words[-1] == 0:
-        # constriction never emits a trailing zero word; one means padding or damage.
-        raise CdcFormatError("entropy-coded payload has trailing padding")
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-    except Exception as exc:  # constriction rejects malformed word streams
-        raise CdcFormatError(f"entropy-coded payload is malformed ({exc})") from None
+    coder = ans.open_decoder(payload, PAYLOAD)
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     prior = _check_prior(prior, tables.channels, positions)
     out = np.zeros((tables.channels, positions), dtype=np.int32)
@@ -198,12 +189,9 @@ def decode_latent(payload: bytes, tables: SymbolTables, positions: int, prior: n
                     values[escaped] = raw + LATENT_MIN
                 out[c, where] = values
             nonzero += out[c] != 0
-    except CdcFormatError:
-        raise
     except Exception as exc:
-        raise CdcFormatError(f"entropy-coded payload is corrupt ({exc})") from None
-    if not coder.is_empty():
-        raise CdcFormatError("entropy-coded payload has data left over after decoding")
+        raise CdcFormatError(f"{PAYLOAD} is corrupt ({exc})") from None
+    ans.check_exhausted(coder, PAYLOAD)
     return out
 
 

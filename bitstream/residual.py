@@ -38,6 +38,7 @@ from math import isqrt
 import constriction
 import numpy as np
 
+from . import ans
 from .entropy import TABLE_TOTAL
 from .errors import CdcFormatError
 
@@ -49,6 +50,7 @@ CONTEXTS = ACTIVITY_BUCKETS * NEIGHBOUR_BUCKETS
 #: Decay of the family's tables: θ = 1 − 2^(−i/4), i = 1 .. GEOMETRIC_TABLES (from very peaked to nearly flat).
 GEOMETRIC_TABLES = 48
 _FIXED = 1 << 30
+PAYLOAD = "exact-stage payload"
 
 
 @lru_cache(maxsize=None)
@@ -227,11 +229,10 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
             if values.size:
                 choices[phase, channel, k] = _best_table(values, span)
                 groups.append((int(choices[phase, channel, k]), values))
-    coder = constriction.stream.stack.AnsCoder()
+    coder = ans.new_encoder()
     for index, values in reversed(groups):
         coder.encode_reverse((values + span).astype(np.int32), _model(index, span))
-    words = coder.get_compressed().astype("<u4").tobytes()
-    return struct.pack("<I", checksum) + weights.tobytes() + choices.tobytes() + words
+    return struct.pack("<I", checksum) + weights.tobytes() + choices.tobytes() + ans.to_bytes(coder)
 
 
 def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tuple[np.ndarray, int]:
@@ -240,7 +241,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
     n_weights = len(PHASES) * channels
     n_choices = n_weights * CONTEXTS
     head = 4 + n_weights + n_choices
-    if channels not in CHANNEL_ORDER or len(payload) < head or (len(payload) - head) % 4:
+    if channels not in CHANNEL_ORDER or len(payload) < head:
         raise CdcFormatError("exact-stage payload has the wrong size")
     (checksum,) = struct.unpack_from("<I", payload, 0)
     weights = np.frombuffer(payload, dtype=np.uint8, count=n_weights, offset=4).reshape(len(PHASES), channels)
@@ -248,13 +249,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
     choices = choices.reshape(len(PHASES), channels, CONTEXTS)
     if (choices >= GEOMETRIC_TABLES).any() or (weights >= DETAIL_WEIGHTS).any():
         raise CdcFormatError("exact-stage payload names an unknown table or predictor")
-    words = np.frombuffer(payload, dtype="<u4", offset=head).astype(np.uint32)
-    if words.size and words[-1] == 0:
-        raise CdcFormatError("exact-stage payload has trailing padding")
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-    except Exception as exc:
-        raise CdcFormatError(f"exact-stage payload is malformed ({exc})") from None
+    coder = ans.open_decoder(payload[head:], PAYLOAD)
     act = activity(preview)
     radius, unit = residual_radius(max_error), 2 * max_error + 1
     span = 4 * radius
@@ -283,9 +278,8 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
     except CdcFormatError:
         raise
     except Exception as exc:
-        raise CdcFormatError(f"exact-stage payload is corrupt ({exc})") from None
-    if not coder.is_empty():
-        raise CdcFormatError("exact-stage payload has data left over after decoding")
+        raise CdcFormatError(f"{PAYLOAD} is corrupt ({exc})") from None
+    ans.check_exhausted(coder, PAYLOAD)
     return residual, checksum
 
 

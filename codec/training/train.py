@@ -74,7 +74,6 @@ def train_cascade(
 
     while state["stage"] < codec.num_stages:
         k = state["stage"]
-        stage = codec.stages[k]
         if not state["initialised"]:
             _init_stage(codec, k, sampler, settings, dev)
             state.update(initialised=True, step=0)
