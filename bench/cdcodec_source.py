@@ -1,11 +1,11 @@
 """cdcodec as a benchmarked codec: every operating point the format offers.
 
 A progressive file holds all its stages; the k-stage prefix is itself a valid file.
-So the benchmark encodes once and measures each prefix k = 1..K, with the rate taken
-from the exact prefix bytes (`cdcodec.bitstream.truncate`) and the reconstruction
-from decoding those bytes, never from the full file. When the codec gains quality
-settings, lossless or near-lossless modes, they belong in `cdcodec_points` so the
-runner needs no change.
+So the benchmark encodes once per quality level and measures each prefix k = 1..K,
+with the rate taken from the exact prefix bytes (`cdcodec.bitstream.truncate`) and
+the reconstruction from decoding those bytes, never from the full file. The exact
+modes (lossless, near-lossless with D = 1, 2) are two further sources, measured
+on one lossy stage, cdcodec's smallest exact files.
 """
 
 from __future__ import annotations
@@ -14,28 +14,46 @@ import importlib
 
 import numpy as np
 
-from .codecs import LOSSY
+from .codecs import LOSSLESS, LOSSY, NEAR_LOSSLESS
 from .points import Encoded, timed
 
 
-def stage_setting(stages: int) -> str:
-    """The setting label of the k-stage prefix (a string, so it can later carry a quality too)."""
-    return f"stages={stages}"
+def stage_setting(stages: int, quality: int | None = None) -> str:
+    """The setting label of the k-stage prefix at one quality level."""
+    return f"stages={stages}" if quality is None else f"q{quality} stages={stages}"
+
+
+def _quality_levels(cdcodec) -> list[int | None]:
+    """Every quality level the shipped model offers ([None] for a cdcodec without levels)."""
+    count = getattr(cdcodec, "quality_levels", None)
+    return [None] if count is None else list(range(count()))
 
 
 def cdcodec_points(image: np.ndarray):
-    """Encode `image` once with all stages, then yield each stage prefix as an operating point.
+    """For every quality level: encode `image` once with all stages, then yield each stage prefix.
 
-    Every point carries the full encode's wall time, since one encode makes them all.
+    Every point carries its level's full encode time, since one encode makes all its prefixes.
     """
     cdcodec = importlib.import_module("cdcodec")
     bitstream = importlib.import_module("cdcodec.bitstream")
-    data, encode_s = timed(cdcodec.encode, image)
-    total = bitstream.unpack(data).stages_present
-    for stages in range(1, total + 1):
-        prefix = bitstream.truncate(data, stages)
-        decoded, decode_s = timed(lambda: cdcodec.decode(prefix, stages=stages))
-        yield Encoded(stage_setting(stages), prefix, np.asarray(decoded), encode_s, decode_s)
+    for quality in _quality_levels(cdcodec):
+        options = {} if quality is None else {"quality": quality}
+        data, encode_s = timed(lambda: cdcodec.encode(image, **options))
+        total = bitstream.unpack(data).stages_present
+        for stages in range(1, total + 1):
+            prefix = bitstream.truncate(data, stages)
+            decoded, decode_s = timed(lambda: cdcodec.decode(prefix))
+            yield Encoded(stage_setting(stages, quality), prefix, np.asarray(decoded), encode_s, decode_s)
+
+
+def exact_points(image: np.ndarray, settings):
+    """cdcodec's exact modes on one lossy stage (its smallest exact files): "lossless" or a maximum error D."""
+    cdcodec = importlib.import_module("cdcodec")
+    for setting in settings:
+        options = {"lossless": True} if setting == "lossless" else {"max_error": setting}
+        data, encode_s = timed(lambda: cdcodec.encode(image, stages=1, **options))
+        decoded, decode_s = timed(lambda: cdcodec.decode(data))
+        yield Encoded(setting, data, np.asarray(decoded), encode_s, decode_s)
 
 
 def warm_up() -> None:
@@ -52,11 +70,16 @@ def warm_up() -> None:
 class CdcodecSource:
     """Duck-types `codecs.Codec` for the runner: name, label, kind, availability, points."""
 
-    name = "cdcodec"
-    label = "cdcodec"
-    kind = LOSSY
-    setting_name = "stages"
-    params = {"library": "cdcodec", "points": "encode once, decode each stage prefix k=1..K"}
+    def __init__(self, name: str, label: str, kind: str, settings=None) -> None:
+        self.name, self.label, self.kind, self.settings = name, label, kind, tuple(settings or ())
+        self.setting_name = "quality level and stages" if kind == LOSSY else "mode (1 lossy stage below)"
+        self.params = {
+            "library": "cdcodec",
+            "points": "per quality level: encode once, decode each stage prefix"
+            if kind == LOSSY
+            else "encode --stages 1 with an exact final stage, decode all",
+        }
+        self._warm = False
 
     def unavailable(self) -> str | None:
         """None when cdcodec can encode here; checks by encoding a small image (which also loads the model)."""
@@ -80,14 +103,15 @@ class CdcodecSource:
             self._warm = True
         return None
 
-    def __init__(self) -> None:
-        self._warm = False
-
     def points(self, image: np.ndarray):
         if not self._warm:
             warm_up()
             self._warm = True
-        return cdcodec_points(image)
+        if self.kind == LOSSY:
+            return cdcodec_points(image)
+        return exact_points(image, self.settings)
 
 
-CDCODEC = CdcodecSource()
+CDCODEC = CdcodecSource("cdcodec", "cdcodec", LOSSY)
+CDCODEC_LOSSLESS = CdcodecSource("cdcodec-lossless", "cdcodec lossless", LOSSLESS, ("lossless",))
+CDCODEC_NEAR = CdcodecSource("cdcodec-near", "cdcodec near-lossless", NEAR_LOSSLESS, (1, 2))

@@ -48,6 +48,23 @@ def average_curve(measurements: Iterable[dict], codec: str) -> list[dict]:
     return sorted(points, key=lambda p: p["bpp"])
 
 
+def upper_envelope(points: list[dict], key: str) -> list[dict]:
+    """The points no other point beats at a lower or equal rate (sorted by bpp).
+
+    A codec whose settings interleave (cdcodec's quality levels × stage counts)
+    offers several points near one rate; a user would take the best, so BD-rates
+    and fixed-rate readings use this envelope. For a codec whose quality rises
+    with its rate it is the curve itself.
+    """
+    envelope: list[dict] = []
+    for point in sorted((p for p in points if p[key] is not None), key=lambda p: p["bpp"]):
+        if envelope and point["bpp"] == envelope[-1]["bpp"] and point[key] > envelope[-1][key]:
+            envelope.pop()
+        if not envelope or point[key] > envelope[-1][key]:
+            envelope.append(point)
+    return envelope
+
+
 def quality_axis(points: list[dict], key: str) -> list[float | None]:
     """The values BD-rates and plots use: PSNR in dB, SSIM and MS-SSIM converted to dB."""
     if key == "psnr":

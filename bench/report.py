@@ -10,7 +10,7 @@ from statistics import fmean
 
 from .bdrate import bd_rate, overlap
 from .codecs import LOSSLESS, LOSSY, NEAR_LOSSLESS
-from .curves import QUALITY_KEYS, average_curve, quality_at_rate, quality_axis
+from .curves import QUALITY_KEYS, average_curve, quality_at_rate, quality_axis, upper_envelope
 
 FIXED_BPP = (0.25, 0.5, 1.0, 2.0)
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
@@ -26,7 +26,10 @@ def summarise(measurements: list[dict], codecs: list[dict], reference: str, meth
     lossy = [name for name in curves if kinds[name] == LOSSY and curves[name]]
 
     at_bpp = {
-        name: {key: {str(rate): quality_at_rate(curves[name], key, rate) for rate in FIXED_BPP} for key in QUALITY_KEYS}
+        name: {
+            key: {str(rate): quality_at_rate(upper_envelope(curves[name], key), key, rate) for rate in FIXED_BPP}
+            for key in QUALITY_KEYS
+        }
         for name in lossy
     }
 
@@ -36,10 +39,10 @@ def summarise(measurements: list[dict], codecs: list[dict], reference: str, meth
         for name in lossy:
             bd[name] = {}
             for key in QUALITY_KEYS:
-                ref_q = quality_axis(ref_points, key)
-                test_q = quality_axis(curves[name], key)
-                bd[name][key] = bd_rate([p["bpp"] for p in ref_points], ref_q,
-                                        [p["bpp"] for p in curves[name]], test_q, method)
+                ref_env, test_env = upper_envelope(ref_points, key), upper_envelope(curves[name], key)
+                ref_q = quality_axis(ref_env, key)
+                test_q = quality_axis(test_env, key)
+                bd[name][key] = bd_rate([p["bpp"] for p in ref_env], ref_q, [p["bpp"] for p in test_env], test_q, method)
                 bd[name][f"{key}_overlap_db"] = overlap(ref_q, test_q)
 
     lossless = {
@@ -72,7 +75,8 @@ def summarise(measurements: list[dict], codecs: list[dict], reference: str, meth
         "reference": reference,
         "bd_rate_method": method,
         "bd_rate_quality_axes": {"psnr": "dB", "ssim": "-10*log10(1-SSIM)", "ms_ssim": "-10*log10(1-MS-SSIM)"},
-        "fixed_bpp_interpolation": "linear in log(bpp) on the average curve; null outside its range",
+        "fixed_bpp_interpolation": "linear in log(bpp) on the average curve's upper envelope; null outside its range",
+        "bd_rate_curves": "each codec's average curve reduced to its upper envelope (points no lower-rate point beats)",
         "average_curves": curves,
         "at_bpp": at_bpp,
         "bd_rate_percent": bd,

@@ -117,7 +117,7 @@ def reusable(previous: dict, images: Sequence[TestImage], sources: Sequence) -> 
         size = (image.pixels.shape[1], image.pixels.shape[0])
         for source in sources:
             key = (image.name, source.name)
-            if (source.name == "cdcodec" or old_images.get(image.name) != size or key in failed
+            if (source.name.startswith("cdcodec") or old_images.get(image.name) != size or key in failed
                     or old_codecs.get(source.name) != describe_codec(source) or key not in index):
                 continue
             records = index[key]

@@ -61,6 +61,11 @@ def get_model(model: ModelSpec = None) -> LoadedModel:
     return LoadedModel(codec, digest)
 
 
+def quality_levels(model: ModelSpec = None) -> int:
+    """How many quality levels the model offers (valid `quality` values are 0 .. n-1)."""
+    return len(get_model(model).codec.config.qualities)
+
+
 def encode(
     image,
     stages: int | None = None,

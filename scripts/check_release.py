@@ -1,13 +1,15 @@
 """Release check of a shipped model on a folder of images (Kodak), through the real CLI.
 
 For every image it runs `cdcodec encode`, then `cdcodec decode --stages k` and
-`cdcodec truncate --stages k` for every k, and checks:
+`cdcodec truncate --stages k` for every k (the real click commands, invoked in
+this process so the model loads once), and checks:
 - bits per pixel (from the real file bytes) and PSNR rise with every stage;
 - the truncated file is a byte prefix of the full file and decodes to the same
   pixels as `decode --stages k`;
 - the full-stage result against Pillow JPEG 4:2:0 at the same bits per pixel
-  (JPEG's quality swept 1-100 per image, PSNR and SSIM interpolated linearly
-  in bpp at cdcodec's rate), averaged over the images.
+  (the two JPEG qualities whose rates bracket cdcodec's are found by bisection
+  over 1-100; PSNR and SSIM are interpolated linearly in bpp between them),
+  averaged over the images.
 
 Usage:
     python scripts/check_release.py --images ../shared/data/kodak --out results/release-check/kodak.json
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +27,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from click.testing import CliRunner
 from skimage.metrics import structural_similarity
+
+from cdcodec.cli.main import cli
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,28 +42,42 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, channel_axis=2 if a.ndim == 3 else None, data_range=255))
 
 
-def run(*args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "cdcodec", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"cdcodec {' '.join(args)} failed: {result.stderr.strip()}")
+def run(*args: str) -> str:
+    """Run one cdcodec command through its click entry point; return its stdout."""
+    result = CliRunner().invoke(cli, list(args))
+    if result.exit_code != 0:
+        raise RuntimeError(f"cdcodec {' '.join(args)} failed: {result.stderr.strip() or result.exception}")
+    return result.stdout
 
 
-def jpeg_curve(image: np.ndarray) -> list[tuple[float, float, float]]:
-    pixels = image.shape[0] * image.shape[1]
-    curve = []
-    for quality in range(1, 101):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=2)
-        decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert(Image.fromarray(image).mode))
-        curve.append((8 * buffer.tell() / pixels, psnr(image, decoded), ssim(image, decoded)))
-    return sorted(curve)
+def jpeg_point(image: np.ndarray, quality: int) -> tuple[float, float, float]:
+    """(bpp, PSNR, SSIM) of Pillow JPEG 4:2:0 at `quality`."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=2)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return 8 * buffer.tell() / (image.shape[0] * image.shape[1]), psnr(image, decoded), ssim(image, decoded)
 
 
-def at_rate(curve: list[tuple[float, float, float]], bpp: float) -> tuple[float, float] | None:
-    rates = np.array([c[0] for c in curve])
-    if not rates[0] <= bpp <= rates[-1]:
+def jpeg_at_rate(image: np.ndarray, bpp: float) -> tuple[float, float] | None:
+    """JPEG's PSNR and SSIM at `bpp`, between the bracketing qualities; None outside JPEG's range."""
+    sizes = {}
+
+    def rate(quality: int) -> float:
+        if quality not in sizes:
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=2)
+            sizes[quality] = 8 * buffer.tell() / (image.shape[0] * image.shape[1])
+        return sizes[quality]
+
+    if not rate(1) <= bpp <= rate(100):
         return None
-    return float(np.interp(bpp, rates, [c[1] for c in curve])), float(np.interp(bpp, rates, [c[2] for c in curve]))
+    low, high = 1, 100
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if rate(middle) <= bpp else (low, middle)
+    (r0, p0, s0), (r1, p1, s1) = jpeg_point(image, low), jpeg_point(image, high)
+    t = 0.0 if r1 == r0 else (bpp - r0) / (r1 - r0)
+    return p0 + t * (p1 - p0), s0 + t * (s1 - s0)
 
 
 def check_image(path: Path, work: Path, model_args: list[str]) -> dict:
@@ -69,7 +87,7 @@ def check_image(path: Path, work: Path, model_args: list[str]) -> dict:
     start = time.perf_counter()
     run("encode", str(path), str(full), "--force", *model_args)
     encode_seconds = time.perf_counter() - start
-    info = json.loads(subprocess.run([sys.executable, "-m", "cdcodec", "info", str(full), "--json"], capture_output=True, text=True, check=True).stdout)
+    info = json.loads(run("info", str(full), "--json"))
     stages = []
     for k in range(1, info["stages_present"] + 1):
         decoded_path, prefix_path, prefix_png = work / f"s{k}.png", work / f"s{k}.cdc", work / f"t{k}.png"
@@ -92,7 +110,7 @@ def check_image(path: Path, work: Path, model_args: list[str]) -> dict:
                 "decode_seconds_cli": decode_seconds,
             }
         )
-    jpeg = at_rate(jpeg_curve(original), stages[-1]["bpp"])
+    jpeg = jpeg_at_rate(original, stages[-1]["bpp"])
     return {
         "image": path.name,
         "encode_seconds_cli": encode_seconds,

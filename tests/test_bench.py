@@ -208,7 +208,7 @@ def _fake_cdcodec(monkeypatch):
     """
     steps = (32, 8, 2)
 
-    def encode(image):
+    def encode(image, quality=None):
         header = Header(image.shape[1], image.shape[0], 3, "fake", bytes(32), (StageInfo(StageKind.LATENT),) * 3)
         return pack(header, [image.tobytes(), bytes(100), bytes(200)])
 
@@ -222,6 +222,7 @@ def _fake_cdcodec(monkeypatch):
 
     monkeypatch.setattr(cdcodec, "encode", encode, raising=False)
     monkeypatch.setattr(cdcodec, "decode", decode, raising=False)
+    monkeypatch.setattr(cdcodec, "quality_levels", lambda: 1, raising=False)
     return encode
 
 
@@ -231,7 +232,7 @@ def test_cdcodec_points_are_stage_prefixes(monkeypatch):
     assert CDCODEC.unavailable() is None
     points = list(cdcodec_points(image))
     full = encode(image)
-    assert [p.setting for p in points] == ["stages=1", "stages=2", "stages=3"]
+    assert [p.setting for p in points] == ["q0 stages=1", "q0 stages=2", "q0 stages=3"]
     assert [len(p.data) for p in points] == [len(truncate(full, k)) for k in (1, 2, 3)]
     psnrs = [metrics.psnr(image, p.decoded) for p in points]
     assert psnrs == sorted(psnrs)
@@ -241,9 +242,9 @@ def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypa
     _fake_cdcodec(monkeypatch)
     result, doc = _invoke(tmp_path, image_dir, "cdcodec,jpeg420", reference="jpeg420")
     stages = [m for m in doc["measurements"] if m["codec"] == "cdcodec"]
-    assert sorted({m["setting"] for m in stages}) == ["stages=1", "stages=2", "stages=3"]
+    assert sorted({m["setting"] for m in stages}) == ["q0 stages=1", "q0 stages=2", "q0 stages=3"]
     assert len(stages) == 6 and doc["errors"] == []
-    assert [p["setting"] for p in doc["summary"]["average_curves"]["cdcodec"]] == ["stages=1", "stages=2", "stages=3"]
+    assert [p["setting"] for p in doc["summary"]["average_curves"]["cdcodec"]] == ["q0 stages=1", "q0 stages=2", "q0 stages=3"]
     assert "| cdcodec" in result.stdout
 
 
@@ -391,3 +392,19 @@ def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path, image_dir
     final = json.loads(resumed.read_text())
     assert final["complete"] is True and len(final["measurements"]) == 2
     assert final["measurements"][0] == partial["measurements"][0]
+
+
+def test_upper_envelope_keeps_only_unbeaten_points():
+    from cdcodec.bench.curves import upper_envelope
+
+    points = [{"bpp": b, "psnr": q} for b, q in [(0.1, 25), (0.3, 29), (0.2, 30), (0.5, 31), (0.5, 32), (1.0, 31.5)]]
+    assert [(p["bpp"], p["psnr"]) for p in upper_envelope(points, "psnr")] == [(0.1, 25), (0.2, 30), (0.5, 32)]
+
+
+def test_real_cdcodec_exact_sources_are_exact():
+    from cdcodec.bench.cdcodec_source import exact_points
+
+    image = synthetic()
+    for point in exact_points(image, ("lossless", 2)):
+        bound = 0 if point.setting == "lossless" else point.setting
+        assert np.abs(point.decoded.astype(int) - image.astype(int)).max() <= bound

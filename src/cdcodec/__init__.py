@@ -4,6 +4,8 @@ Library use::
 
     import cdcodec
     data = cdcodec.encode(pixels)            # uint8 (H, W, 3) / (H, W) array or PIL image -> .cdc bytes
+    data = cdcodec.encode(pixels, quality=4) # quality level 0 .. cdcodec.quality_levels() - 1
+    exact = cdcodec.encode(pixels, lossless=True)   # or max_error=D: every sample within D
     full = cdcodec.decode(data)              # every stage in the file
     thumb = cdcodec.decode(data, stages=1)   # just the coarse first stage
     cdcodec.describe(data)                   # header and per-stage sizes, without torch
@@ -21,6 +23,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "encode": ("cdcodec.codec.pipeline", "encode"),
     "decode": ("cdcodec.codec.pipeline", "decode"),
+    "quality_levels": ("cdcodec.codec.pipeline", "quality_levels"),
     "load_image": ("cdcodec.codec.images", "load_image"),
     "describe": ("cdcodec.bitstream.describe", "describe"),
     "truncate": ("cdcodec.bitstream.container", "truncate"),
