@@ -133,6 +133,8 @@ def pack(header: Header, payloads: list[bytes] | tuple[bytes, ...]) -> bytes:
 def unpack_header(data: bytes) -> tuple[Header, int]:
     """Parse and verify the header; return it with its size in bytes."""
     view = memoryview(data)
+    if len(view) == 0:
+        raise CdcFormatError("file is empty")
     if len(view) < 4 or bytes(view[:4]) != MAGIC:
         raise CdcFormatError("not a .cdc file (bad magic bytes)")
     if len(view) < _FIXED.size:
