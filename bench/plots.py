@@ -4,7 +4,9 @@
 beside each other, because one figure per measure stays readable where a grid of
 three would not. SSIM and MS-SSIM are drawn in dB, -10 log10(1 - x), which is the
 axis BD-rates use and separates codecs near 1. Near-lossless points are drawn as
-markers; lossless codecs have no distortion and appear only in the table.
+markers; lossless codecs have no distortion and appear only in the table. A
+codec whose settings interleave (cdcodec) is drawn as the line of its upper
+envelope with its other operating points as open circles.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .codecs import LOSSY, NEAR_LOSSLESS
-from .curves import quality_axis
+from .curves import quality_axis, upper_envelope
 
 AXES = {
     "psnr": ("psnr", "PSNR (dB, RGB)"),
@@ -43,7 +45,12 @@ def write_plots(document: dict, target: Path, max_bpp: float = 2.5) -> list[Path
         key, ylabel = AXES[tag]
         figure, axes = plt.subplots(figsize=(7, 5), dpi=120)
         for codec in codecs:
-            points = [p for p in curves[codec["name"]] if p["bpp"] <= max_bpp * 1.3]
+            every = [p for p in curves[codec["name"]] if p["bpp"] <= max_bpp * 1.3]
+            points = upper_envelope(every, key) if codec["kind"] == LOSSY else every
+            if len(points) < len(every):  # settings that interleave: show every point, join the envelope
+                dropped = [p for p in every if p not in points and p[key] is not None]
+                axes.plot([p["bpp"] for p in dropped], quality_axis(dropped, key), linestyle="none",
+                          marker="o", markersize=4, markerfacecolor="none", color="black")
             ys = quality_axis(points, key)
             xs = [p["bpp"] for p, y in zip(points, ys) if y is not None]
             ys = [y for y in ys if y is not None]
