@@ -67,7 +67,7 @@ def write_plots(document: dict, target: Path, max_bpp: float = 2.5) -> list[Path
         axes.set_ylabel(ylabel)
         axes.set_title(title)
         axes.grid(True, alpha=0.3)
-        if axes.lines:
+        if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8, loc="lower right")
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
