@@ -182,8 +182,9 @@ def truncate(input_path: Path, output: Path, stages: int, force: bool) -> None:
     """Write the first K stages of a .cdc file: a smaller, valid file (a byte prefix)."""
     data = read_input(input_path)
     check_output_path(output, force, input_path)
-    write_bytes_atomic(output, truncate_file(data, stages))
-    _report_sizes(truncate_file(data, stages))
+    prefix = truncate_file(data, stages)
+    write_bytes_atomic(output, prefix)
+    _report_sizes(prefix)
 
 
 def _report_sizes(data: bytes) -> None:

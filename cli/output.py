@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,10 +73,3 @@ def read_input(path: Path, limit: int = 1 << 31) -> bytes:
 def report(message: str) -> None:
     """Human-readable progress and statistics go to stderr; stdout stays for data."""
     click.echo(message, err=True)
-
-
-def fail_with_traceback_if(enabled: bool) -> None:
-    if enabled:
-        import traceback
-
-        traceback.print_exc(file=sys.stderr)

@@ -110,13 +110,6 @@ class CascadeCodec(nn.Module):
             raise ValueError(f"stage {index + 1} has no symbol tables for quality level {quality}")
         return tables
 
-    def finished_stages(self) -> int:
-        """Leading stages that have tables at the nominal quality (trained and fitted)."""
-        count = 0
-        while count < self.num_stages and self.config.nominal_quality in self.tables[count]:
-            count += 1
-        return count
-
 
 def symbols_to_array(q: torch.Tensor) -> np.ndarray:
     """(1, C, h, w) float symbols -> (C, h·w) int32 for the entropy coder."""

@@ -213,17 +213,6 @@ def _fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSetti
                 _say(f"stage {k + 1}, quality level {quality}: tables fitted", progress)
 
 
-def refit_tables(codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True) -> None:
-    """Refit every stage's tables at every quality level (after a change of the context rules,
-    say, or of the quality levels), without training."""
-    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + 7, progress=progress)
-    dev = torch.device(device)
-    codec.to(dev)
-    codec.tables = [{} for _ in range(codec.num_stages)]
-    _fill_tables(codec, sampler, settings, dev, progress)
-    codec.cpu()
-
-
 def _say(message: str, progress: bool) -> None:
     if progress:
         tqdm.write(message)
@@ -233,4 +222,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "refit_tables", "describe_settings"]
+__all__ = ["TrainSettings", "train_cascade", "describe_settings"]
