@@ -5,7 +5,7 @@ So the benchmark encodes once per quality level and measures each prefix k = 1..
 with the rate taken from the exact prefix bytes (`cdcodec.bitstream.truncate`) and
 the reconstruction from decoding those bytes, never from the full file. The exact
 modes (lossless, near-lossless with D = 1, 2) are two further sources, measured
-on one lossy stage, cdcodec's smallest exact files.
+on one lossy stage at the coarsest quality level, cdcodec's smallest exact files.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def cdcodec_points(image: np.ndarray):
 
 
 def exact_points(image: np.ndarray, settings):
-    """cdcodec's exact modes on one lossy stage (its smallest exact files): "lossless" or a maximum error D."""
+    """cdcodec's exact modes on one lossy stage at quality level 0 (its smallest exact files): "lossless" or a maximum error D."""
     cdcodec = importlib.import_module("cdcodec")
     for setting in settings:
         options = {"lossless": True} if setting == "lossless" else {"max_error": setting}
-        data, encode_s = timed(lambda: cdcodec.encode(image, stages=1, **options))
+        data, encode_s = timed(lambda: cdcodec.encode(image, stages=1, quality=0, **options))
         decoded, decode_s = timed(lambda: cdcodec.decode(data))
         yield Encoded(setting, data, np.asarray(decoded), encode_s, decode_s)
 
@@ -72,12 +72,12 @@ class CdcodecSource:
 
     def __init__(self, name: str, label: str, kind: str, settings=None) -> None:
         self.name, self.label, self.kind, self.settings = name, label, kind, tuple(settings or ())
-        self.setting_name = "quality level and stages" if kind == LOSSY else "mode (1 lossy stage below)"
+        self.setting_name = "quality level and stages" if kind == LOSSY else "mode (1 lossy stage at quality 0 below)"
         self.params = {
             "library": "cdcodec",
             "points": "per quality level: encode once, decode each stage prefix"
             if kind == LOSSY
-            else "encode --stages 1 with an exact final stage, decode all",
+            else "encode --stages 1 --quality 0 with an exact final stage, decode all",
         }
         self._warm = False
 

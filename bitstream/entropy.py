@@ -210,8 +210,13 @@ def _rows_for(tables: SymbolTables, channel: int, nonzero: np.ndarray, prior: np
         yield tables.row(channel, 0), np.arange(nonzero.shape[0])
         return
     context = count_bucket(nonzero) * PRIOR_LEVELS + prior[channel]
-    for k in np.unique(context):
-        yield tables.row(channel, int(k)), np.flatnonzero(context == k)
+    # One stable sort instead of a comparison per context: each group's positions stay ascending.
+    order = np.argsort(context, kind="stable")
+    stops = np.cumsum(np.bincount(context, minlength=tables.contexts))
+    start = 0
+    for k in np.flatnonzero(np.diff(stops, prepend=0)):
+        yield tables.row(channel, int(k)), order[start : stops[k]]
+        start = int(stops[k])
 
 
 def _check_prior(prior: np.ndarray | None, channels: int, positions: int) -> np.ndarray:

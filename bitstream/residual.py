@@ -1,31 +1,32 @@
 """Coding the integer residual of the exact stages (lossless and near-lossless).
 
-The residual r = image − preview (per pixel and channel, integers) is coded
-coarse to fine (PHASES): a sparse lattice first, predicted as 0, then ever
-finer lattices whose every residual is predicted as the rounded mean of its
-already decoded neighbours (diagonal ones at lattice centres, the four direct
-ones at edge midpoints), as in interlaced and pyramid lossless coders.
-Channels go green first; red and blue code their prediction error minus green's,
-since the residuals of the three channels move together.
+The residual q (original − preview, in units of 2·D + 1 grey levels) is coded
+coarse to fine (PHASES): a sparse lattice first, then ever finer lattices whose
+pixels have already decoded neighbours on every side, as in interlaced and
+pyramid lossless coders. Within a phase, channels go green, red, blue.
+
+Prediction is linear with integer coefficients that the encoder fits to this
+image (robust least squares) and sends: for every (phase, channel, class) a few
+signed bytes. Its inputs, all known to the decoder at that point, are the
+already decoded pixels around the pixel (minus the preview there), the
+preview's own detail at the pixel, and for red and blue what green (and red)
+turned out to be at the same pixel and around it. The class picks one of
+several predictors by how busy the neighbourhood is (flat areas want averaging,
+textured ones something else).
 
 Errors are coded with two-sided geometric distributions, p(k) ∝ θ^|k|, from a
 fixed family of GEOMETRIC_TABLES integer tables built with integer arithmetic
-only (identical everywhere). A symbol's table is picked by a context known to
-the decoder: an activity bucket (the preview's local gradient in the first phase,
-the spread of the neighbours' residuals later) and, for red and blue, the size
-of green's error at that pixel. For each (phase, channel, context) the encoder
-picks the family member that codes this image in the fewest bits and writes its
-index (one byte) before the coded data: the model adapts to every image, and
-nothing in it depends on floating-point work.
+only (identical everywhere). A symbol's table is picked by a context: how far
+the neighbours stray from the prediction and how large their own coded errors
+were (the preview's gradient in the first phase), and for red and blue the size
+of green's error at that pixel. The encoder picks the family member per
+(phase, channel, context) that codes this image in the fewest bits. Nothing the
+decoder computes involves floating point.
 
-Predictions at a pixel may also use the preview's own detail there: for each
-(phase, channel) the encoder picks a weight w in 0..4 (quarters) and predicts the
-residual as the neighbours' mean residual minus w/4 of (preview − its neighbours'
-mean); w = 0 interpolates the residual, w = 4 interpolates the pixels.
-
-Payload: CRC32 of the final pixels (4 bytes), the detail weight of every
-(phase, channel) (len(PHASES)·channels bytes), the table index of every
-(phase, channel, context) (len(PHASES)·channels·CONTEXTS bytes), then the ANS words.
+Payload: CRC32 of the final pixels (4 bytes), the length S of the side
+information (4 bytes), S bytes of side information (per group, in coding order:
+the coefficients of each class that occurs, then the table index of each
+context that occurs), then the ANS words.
 """
 
 from __future__ import annotations
@@ -42,15 +43,27 @@ from . import ans
 from .entropy import TABLE_TOTAL
 from .errors import CdcFormatError
 
+#: Context thresholds of the first phase (the preview's gradient) and of later ones
+#: (the mean of the neighbours' deviation from the prediction and of their coded errors).
 ACTIVITY_THRESHOLDS = np.array([1, 2, 4, 7, 12, 20, 34])
-ACTIVITY_BUCKETS = len(ACTIVITY_THRESHOLDS) + 1
+SPREAD_THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50])
+SPREAD_BUCKETS = len(SPREAD_THRESHOLDS) + 1
+#: Buckets of |green's error| at the pixel, the second context of red and blue.
 NEIGHBOUR_THRESHOLDS = np.array([1, 3, 8])
 NEIGHBOUR_BUCKETS = len(NEIGHBOUR_THRESHOLDS) + 1
-CONTEXTS = ACTIVITY_BUCKETS * NEIGHBOUR_BUCKETS
+CONTEXTS = SPREAD_BUCKETS * NEIGHBOUR_BUCKETS
+#: Predictor classes by the neighbourhood's mean absolute deviation, in grey levels.
+CLASS_THRESHOLDS = np.array([3, 8, 16])
+#: Coefficients are signed bytes in units of 1/COEFFICIENT_ONE.
+COEFFICIENT_SHIFT = 6
+COEFFICIENT_ONE = 1 << COEFFICIENT_SHIFT
 #: Decay of the family's tables: θ = 1 − 2^(−i/4), i = 1 .. GEOMETRIC_TABLES (from very peaked to nearly flat).
 GEOMETRIC_TABLES = 48
 _FIXED = 1 << 30
 PAYLOAD = "exact-stage payload"
+#: Rounds of reweighting in the encoder's robust (least absolute error) fit.
+_IRLS_ROUNDS = 3
+_FIT_ROWS = 8192
 
 
 @lru_cache(maxsize=None)
@@ -89,7 +102,7 @@ def _pow2_neg_quarter(i: int) -> int:
 #: then, for strides 2^LEVELS .. 2, the centres (diagonal neighbours known), then
 #: the edge midpoints (four direct neighbours known). Each phase is
 #: (row offset, column offset, stride, neighbour offsets).
-LEVELS = 3
+LEVELS = 4
 
 
 def _phases() -> tuple[tuple[int, int, int, tuple[tuple[int, int], ...]], ...]:
@@ -105,8 +118,38 @@ def _phases() -> tuple[tuple[int, int, int, tuple[tuple[int, int], ...]], ...]:
 
 
 PHASES = _phases()
-#: Green first: the other channels code the difference to green's prediction error.
+#: Green first: red and blue are predicted with what green (and red) turned out to be.
 CHANNEL_ORDER = {1: (0,), 3: (1, 0, 2)}
+
+
+def _known_offsets(phase: int) -> tuple[tuple[int, int], ...]:
+    """Offsets of the pixels around a pixel of `phase` that earlier phases decoded.
+
+    The nearest ring (one half-stride away, directly and diagonally), nearest first:
+    diagonal ones at lattice centres, direct ones at the first edge midpoints, and
+    all eight at the second edge midpoints (the first ones are decoded by then).
+    """
+    y0, x0, stride, neighbours = PHASES[phase]
+    if not neighbours:
+        return ()
+    h = stride // 2
+    known = []
+    for dy in (-h, 0, h):
+        for dx in (-h, 0, h):
+            if (dy, dx) != (0, 0) and _phase_at(y0 + dy + 2 * stride, x0 + dx + 2 * stride) < phase:
+                known.append((dy, dx))
+    return tuple(sorted(known, key=lambda o: (abs(o[0]) + abs(o[1]), o)))
+
+
+def _phase_at(y: int, x: int) -> int:
+    for index in range(len(PHASES) - 1, -1, -1):
+        y0, x0, stride, _ = PHASES[index]
+        if y % stride == y0 and x % stride == x0:
+            return index
+    raise AssertionError("every pixel belongs to a phase")
+
+
+OFFSETS = tuple(_known_offsets(p) for p in range(len(PHASES)))
 
 
 def activity(preview: np.ndarray) -> np.ndarray:
@@ -117,61 +160,136 @@ def activity(preview: np.ndarray) -> np.ndarray:
     return np.searchsorted(ACTIVITY_THRESHOLDS, grad, side="right")
 
 
-#: Candidate weights (in quarters) of the preview's own detail in a prediction: 0 predicts
-#: the residual from the neighbours' residuals, 4 predicts the pixel from the neighbours' pixels.
-DETAIL_WEIGHTS = 5
+def _gather(plane: np.ndarray, phase: int, offsets) -> list[np.ndarray]:
+    """The values of `plane` at each offset from every pixel of `phase`.
 
-
-def _neighbour_sums(plane: np.ndarray, ys, xs, neighbours):
+    Outside the image the plane is mirrored without repeating the edge
+    (numpy.pad's "reflect"), so border pixels get neighbours from inside.
+    """
+    y0, x0, stride, _ = PHASES[phase]
     height, width = plane.shape
-    total = np.zeros((ys.size, xs.size), dtype=np.int64)
-    count = np.zeros_like(total)
-    values = []
-    for dy, dx in neighbours:
-        ny, nx = ys + dy, xs + dx
-        valid = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
-        v = np.where(valid, plane[np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)], 0)
-        values.append((v, valid))
-        total += v
-        count += valid
-    return total, np.maximum(count, 1), values
+    rows, cols = len(range(y0, height, stride)), len(range(x0, width, stride))
+    padded = np.pad(plane, _BORDER, mode="reflect")
+    top, left = _BORDER + y0, _BORDER + x0
+    return [
+        padded[top + dy : top + dy + stride * rows : stride, left + dx : left + dx + stride * cols : stride]
+        for dy, dx in offsets
+    ]
 
 
-def _neighbourhood(residual, preview, phase: int, channel: int):
-    """What the predictions of one phase of one channel are made from (earlier phases only).
+#: How far outside the image a neighbour can lie (half the coarsest stride).
+_BORDER = 1 << (LEVELS - 1)
 
-    Returns None for the first phase (no neighbours; its activity is the
-    preview's), else (neighbour residual sum, count, neighbour values, preview detail).
+
+class _State:
+    """What encoder and decoder both know while the phases are coded.
+
+    `q` holds the residual decoded so far (0 where not yet decoded), `error` the
+    magnitude of each decoded pixel's prediction error. The encoder keeps this
+    state exactly as the decoder builds it, so both compute the same inputs.
     """
-    y0, x0, stride, neighbours = PHASES[phase]
-    if not neighbours:
-        return None
-    height, width = residual.shape[:2]
-    ys = np.arange(y0, height, stride)[:, None]
-    xs = np.arange(x0, width, stride)[None, :]
-    total, count, values = _neighbour_sums(residual[:, :, channel], ys, xs, neighbours)
-    p_total, _, _ = _neighbour_sums(preview[:, :, channel].astype(np.int64), ys, xs, neighbours)
-    detail = count * preview[y0::stride, x0::stride, channel].astype(np.int64) - p_total
-    return total, count, values, detail
 
+    def __init__(self, preview: np.ndarray, max_error: int):
+        self.preview = preview.astype(np.int64)
+        self.unit = 2 * max_error + 1
+        self.radius = residual_radius(max_error)
+        self.q = np.zeros(preview.shape, dtype=np.int64)
+        self.error = np.zeros(preview.shape, dtype=np.int64)
+        self.activity = activity(preview)
+        self.green_error: np.ndarray | None = None
+        self._around: dict[int, list[np.ndarray]] = {}
 
-def _prediction(hood, preview_activity, phase: int, channel: int, unit: int, weight: int):
-    """Prediction and activity bucket of one phase of one channel.
-
-    The prediction is the neighbours' mean residual minus `weight`/4 of the
-    preview's detail at the pixel (its value minus its neighbours' mean), in
-    residual units of `unit` = 2·D + 1 grey levels; all in integer arithmetic.
-    """
-    if hood is None:
+    def features(self, phase: int, channel: int, order: tuple[int, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(inputs of the predictor, this channel's own neighbourhood) for one group."""
         y0, x0, stride, _ = PHASES[phase]
-        bucket = preview_activity[y0::stride, x0::stride, channel]
-        return np.zeros(bucket.shape, dtype=np.int64), bucket
-    total, count, values, detail = hood
-    numerator = 4 * unit * total - weight * detail
-    denominator = 4 * unit * count
-    pred = (2 * numerator + denominator) // (2 * denominator)
-    spread = sum(np.where(valid, np.abs(v - pred), 0) for v, valid in values)
-    return pred, np.searchsorted(ACTIVITY_THRESHOLDS, (spread + count // 2) // count, side="right")
+        offsets = OFFSETS[phase]
+        centre = self.preview[y0::stride, x0::stride, channel]
+        own: list[np.ndarray] = []
+        inputs: list[np.ndarray] = []
+        if offsets:
+            pixels = self.preview[:, :, channel] + self.unit * self.q[:, :, channel]
+            own = [v - centre for v in _gather(pixels, phase, offsets)]
+            near = _gather(self.preview[:, :, channel], phase, offsets[:4])
+            inputs = own + [len(near) * centre - sum(near)]
+        for earlier in order[: order.index(channel)]:
+            inputs.append(self.unit * self.q[y0::stride, x0::stride, earlier])
+            inputs += self._around.get(earlier, [])[:4]
+        self._around[channel] = own
+        return inputs, own
+
+    def classes(self, own: list[np.ndarray], shape) -> np.ndarray:
+        """Predictor class per pixel: mean absolute deviation of the neighbourhood, in integers."""
+        if not own:
+            return np.zeros(shape, dtype=np.int64)
+        n = len(own)
+        total = sum(own)
+        deviation = sum(np.abs(n * v - total) for v in own)  # n² × mean absolute deviation
+        return np.searchsorted(CLASS_THRESHOLDS * n * n, deviation, side="right")
+
+    def contexts(self, phase: int, channel: int, prediction: np.ndarray, first: bool) -> np.ndarray:
+        y0, x0, stride, _ = PHASES[phase]
+        offsets = OFFSETS[phase]
+        if offsets:
+            n = len(offsets)
+            stray = sum(np.abs(v - prediction) for v in _gather(self.q[:, :, channel], phase, offsets))
+            errors = sum(_gather(self.error[:, :, channel], phase, offsets))
+            level = ((stray + n // 2) // n + (errors + n // 2) // n + 1) // 2
+            bucket = np.searchsorted(SPREAD_THRESHOLDS, level, side="right")
+        else:
+            bucket = self.activity[y0::stride, x0::stride, channel]
+        if first:
+            return bucket * NEIGHBOUR_BUCKETS
+        return bucket * NEIGHBOUR_BUCKETS + np.searchsorted(NEIGHBOUR_THRESHOLDS, self.green_error, side="right")
+
+    def store(self, phase: int, channel: int, values: np.ndarray, error: np.ndarray, first: bool) -> None:
+        y0, x0, stride, _ = PHASES[phase]
+        self.q[y0::stride, x0::stride, channel] = values
+        self.error[y0::stride, x0::stride, channel] = np.abs(error)
+        if first:
+            self.green_error = np.abs(error)
+
+
+def _predict(inputs: list[np.ndarray], classes: np.ndarray, coefficients: dict[int, np.ndarray], radius: int) -> np.ndarray:
+    """Σ coefficient·input / COEFFICIENT_ONE, rounded down, with each pixel's class's coefficients;
+    clipped to the residual range."""
+    if not inputs or classes.size == 0:
+        return np.zeros(classes.shape, dtype=np.int64)
+    # float64 products and sums of these small integers are exact (all below 2^53),
+    # so the fast float matrix product gives the same integers on every machine.
+    stacked = np.stack(inputs, axis=-1).reshape(-1, len(inputs)).astype(np.float64)
+    used = sorted(coefficients)
+    matrix = np.stack([coefficients[k] for k in used], axis=1).astype(np.float64)
+    column = np.searchsorted(used, classes.ravel())
+    sums = np.take_along_axis(stacked @ matrix, column[:, None], axis=1)[:, 0].astype(np.int64)
+    return np.clip((sums + COEFFICIENT_ONE // 2) >> COEFFICIENT_SHIFT, -radius, radius).reshape(classes.shape)
+
+
+def _split(keys: np.ndarray, size: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Positions of a flat key array sorted by key, and (key, start, stop) for every key present, ascending."""
+    flat = keys.ravel()
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=size)
+    stops = np.cumsum(counts)
+    return order, [(k, int(stops[k] - counts[k]), int(stops[k])) for k in np.flatnonzero(counts)]
+
+
+def _fit(inputs: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Encoder only: coefficients (signed bytes) that nearly minimise the absolute error.
+
+    Iteratively reweighted least squares on at most _FIT_ROWS evenly spaced
+    samples; the decoder never runs this, it reads the result.
+    """
+    every = max(1, len(target) // _FIT_ROWS)
+    x = inputs[::every].astype(np.float64)
+    y = target[::every].astype(np.float64)
+    weights = np.ones(len(y))
+    a = np.zeros(x.shape[1])
+    ridge = 1e-3 * np.eye(x.shape[1])
+    for _ in range(_IRLS_ROUNDS):
+        weighted = x * weights[:, None]
+        a = np.linalg.solve(weighted.T @ x + ridge, weighted.T @ y)
+        weights = 1.0 / np.maximum(np.abs(y - x @ a), 1.0)
+    return np.clip(np.round(a * COEFFICIENT_ONE), -127, 127).astype(np.int64)
 
 
 def _walk(shape: tuple[int, int, int]):
@@ -180,12 +298,6 @@ def _walk(shape: tuple[int, int, int]):
     for phase in range(len(PHASES)):
         for channel in order:
             yield phase, channel, channel == order[0]
-
-
-def _context(bucket: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
-    if reference is None:
-        return bucket * NEIGHBOUR_BUCKETS
-    return bucket * NEIGHBOUR_BUCKETS + np.searchsorted(NEIGHBOUR_THRESHOLDS, np.abs(reference), side="right")
 
 
 def pixel_checksum(pixels: np.ndarray) -> int:
@@ -197,90 +309,96 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
     residual = np.asarray(residual, dtype=np.int64)
     if residual.shape != preview.shape or residual.ndim != 3 or residual.shape[2] not in CHANNEL_ORDER:
         raise ValueError("residual and preview must both be (H, W, 1 or 3)")
-    radius, unit = residual_radius(max_error), 2 * max_error + 1
-    if residual.size and np.abs(residual).max() > radius:
+    state = _State(preview, max_error)
+    if residual.size and np.abs(residual).max() > state.radius:
         raise ValueError("residual exceeds its radius")
-    act = activity(preview)
-    channels = residual.shape[2]
-    span = 4 * radius
-    weights = np.zeros((len(PHASES), channels), dtype=np.uint8)
-    choices = np.zeros((len(PHASES), channels, CONTEXTS), dtype=np.uint8)
+    span = 4 * state.radius
+    channel_order = CHANNEL_ORDER[residual.shape[2]]
+    side = bytearray()
     groups = []
-    reference = None
     for phase, channel, first in _walk(residual.shape):
-        y0, x0, stride, neighbours = PHASES[phase]
+        y0, x0, stride, _ = PHASES[phase]
         target = residual[y0::stride, x0::stride, channel]
-        hood = _neighbourhood(residual, preview, phase, channel)
-        if hood is None:
-            best = 0
-        else:
-            total, count, _, detail = hood
-            costs = [np.abs(4 * unit * (count * target - total) + w * detail).sum() for w in range(DETAIL_WEIGHTS)]
-            best = int(np.argmin(costs))
-        weights[phase, channel] = best
-        pred, bucket = _prediction(hood, act, phase, channel, unit, best)
-        error = target - pred
-        coded = error if first else error - reference
-        ctx = _context(bucket, None if first else reference)
-        if first:
-            reference = error
-        for k in range(CONTEXTS):
-            values = coded[ctx == k]
-            if values.size:
-                choices[phase, channel, k] = _best_table(values, span)
-                groups.append((int(choices[phase, channel, k]), values))
+        inputs, own = state.features(phase, channel, channel_order)
+        classes = state.classes(own, target.shape)
+        coefficients = {}
+        if inputs:
+            stacked = np.stack(inputs, axis=-1).reshape(-1, len(inputs))
+            order, present = _split(classes, len(CLASS_THRESHOLDS) + 1)
+            for k, start, stop in present:
+                rows = order[start:stop] if stop - start >= 4 * len(inputs) else slice(None)
+                coefficients[k] = _fit(stacked[rows], target.ravel()[rows])
+                side += coefficients[k].astype(np.int8).tobytes()
+        prediction = _predict(inputs, classes, coefficients, state.radius)
+        error = target - prediction
+        order, present = _split(state.contexts(phase, channel, prediction, first), CONTEXTS)
+        flat = error.ravel()
+        for _, start, stop in present:
+            values = flat[order[start:stop]]
+            table = _best_table(values, span)
+            side.append(table)
+            groups.append((table, values))
+        state.store(phase, channel, target, error, first)
     coder = ans.new_encoder()
     for index, values in reversed(groups):
         coder.encode_reverse((values + span).astype(np.int32), _model(index, span))
-    return struct.pack("<I", checksum) + weights.tobytes() + choices.tobytes() + ans.to_bytes(coder)
+    return struct.pack("<II", checksum, len(side)) + bytes(side) + ans.to_bytes(coder)
+
+
+class _SideReader:
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, count: int) -> np.ndarray:
+        if self.at + count > len(self.data):
+            raise CdcFormatError(f"{PAYLOAD} side information is truncated")
+        chunk = np.frombuffer(self.data, dtype=np.int8, count=count, offset=self.at).astype(np.int64)
+        self.at += count
+        return chunk
 
 
 def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tuple[np.ndarray, int]:
     """Inverse of `encode_residual`: (residual, pixel checksum)."""
     channels = preview.shape[2]
-    n_weights = len(PHASES) * channels
-    n_choices = n_weights * CONTEXTS
-    head = 4 + n_weights + n_choices
-    if channels not in CHANNEL_ORDER or len(payload) < head:
+    if channels not in CHANNEL_ORDER or len(payload) < 8:
         raise CdcFormatError("exact-stage payload has the wrong size")
-    (checksum,) = struct.unpack_from("<I", payload, 0)
-    weights = np.frombuffer(payload, dtype=np.uint8, count=n_weights, offset=4).reshape(len(PHASES), channels)
-    choices = np.frombuffer(payload, dtype=np.uint8, count=n_choices, offset=4 + n_weights)
-    choices = choices.reshape(len(PHASES), channels, CONTEXTS)
-    if (choices >= GEOMETRIC_TABLES).any() or (weights >= DETAIL_WEIGHTS).any():
-        raise CdcFormatError("exact-stage payload names an unknown table or predictor")
-    coder = ans.open_decoder(payload[head:], PAYLOAD)
-    act = activity(preview)
-    radius, unit = residual_radius(max_error), 2 * max_error + 1
-    span = 4 * radius
-    residual = np.zeros(preview.shape, dtype=np.int64)
-    reference = None
+    checksum, side_length = struct.unpack_from("<II", payload, 0)
+    if side_length > len(payload) - 8:
+        raise CdcFormatError(f"{PAYLOAD} declares more side information than it holds")
+    side = _SideReader(payload[8 : 8 + side_length])
+    coder = ans.open_decoder(payload[8 + side_length :], PAYLOAD)
+    state = _State(preview, max_error)
+    span = 4 * state.radius
+    channel_order = CHANNEL_ORDER[channels]
     try:
         for phase, channel, first in _walk(preview.shape):
             y0, x0, stride, _ = PHASES[phase]
-            hood = _neighbourhood(residual, preview, phase, channel)
-            pred, bucket = _prediction(hood, act, phase, channel, unit, int(weights[phase, channel]))
-            ctx = _context(bucket, None if first else reference)
-            coded = np.zeros(pred.shape, dtype=np.int64)
-            for k in range(CONTEXTS):
-                where = ctx == k
-                count = int(where.sum())
-                if count:
-                    decoded = coder.decode(_model(int(choices[phase, channel, k]), span), count)
-                    coded[where] = np.asarray(decoded, dtype=np.int64) - span
-            error = coded if first else coded + reference
-            if first:
-                reference = error
-            values = pred + error
-            if values.size and np.abs(values).max() > radius:
+            inputs, own = state.features(phase, channel, channel_order)
+            classes = state.classes(own, state.q[y0::stride, x0::stride, channel].shape)
+            present = np.flatnonzero(np.bincount(classes.ravel(), minlength=len(CLASS_THRESHOLDS) + 1)) if inputs else []
+            coefficients = {int(k): side.take(len(inputs)) for k in present}
+            prediction = _predict(inputs, classes, coefficients, state.radius)
+            order, groups = _split(state.contexts(phase, channel, prediction, first), CONTEXTS)
+            flat = np.zeros(prediction.size, dtype=np.int64)
+            for _, start, stop in groups:
+                table = int(side.take(1)[0]) & 0xFF
+                if table >= GEOMETRIC_TABLES:
+                    raise CdcFormatError(f"{PAYLOAD} names an unknown table")
+                decoded = coder.decode(_model(table, span), stop - start)
+                flat[order[start:stop]] = np.asarray(decoded, dtype=np.int64) - span
+            error = flat.reshape(prediction.shape)
+            values = prediction + error
+            if values.size and np.abs(values).max() > state.radius:
                 raise CdcFormatError("exact-stage residual out of range")
-            residual[y0::stride, x0::stride, channel] = values
+            state.store(phase, channel, values, error, first)
     except CdcFormatError:
         raise
     except Exception as exc:
         raise CdcFormatError(f"{PAYLOAD} is corrupt ({exc})") from None
+    if side.at != len(side.data):
+        raise CdcFormatError(f"{PAYLOAD} has side information left over")
     ans.check_exhausted(coder, PAYLOAD)
-    return residual, checksum
+    return state.q, checksum
 
 
 def residual_radius(max_error: int) -> int:

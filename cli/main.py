@@ -198,10 +198,11 @@ def _report_sizes(data: bytes) -> None:
     lazy={
         "cascade": ("cdcodec.experiments.cascade.cli", "cascade_command"),
         "recursive": ("cdcodec.experiments.recursive.cli", "recursive_command"),
+        "codec-study": ("cdcodec.experiments.codec_study.cli", "codec_study_command"),
     },
 )
 def experiment() -> None:
-    """Reproduce the papers cdcodec grows out of."""
+    """Reproduce the papers cdcodec grows out of, and study the codec's own training (codec-study)."""
 
 
 def main() -> None:

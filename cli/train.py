@@ -36,8 +36,9 @@ from .output import CliError
 @click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
 @click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--intermediate-loss", default=0.0, show_default=True, help="Weight of a distortion term on each stage's linear estimate (per-layer loss).")
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
-def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, note) -> None:
+def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, note) -> None:
     """Train a model stage by stage (resumes from --work-dir)."""
     import torch
 
@@ -57,7 +58,7 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         raise CliError(f"--steps needs {len(config.stages)} numbers for {arch}")
     work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
     out = out or work_dir / f"{model_id}.safetensors"
-    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed)
+    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss)
     started = time.time()
     train_cascade(config, data_dir, work_dir, settings, device=device, out=out)
     click.echo(f"wrote {out}", err=True)

@@ -54,6 +54,17 @@ class BlockTransform(nn.Module):
         return self.synthesis(y)
 
 
+#: Nonlinearities a stage may use. LeakyReLU is the default; SELU is the recursive
+#: paper's choice, kept selectable so experiments/codec_study can compare them.
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.1), "selu": nn.SELU}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r} (choose from {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[name]()
+
+
 def _zero_last(module: nn.Conv2d) -> nn.Conv2d:
     nn.init.zeros_(module.weight)
     if module.bias is not None:
@@ -64,14 +75,14 @@ def _zero_last(module: nn.Conv2d) -> nn.Conv2d:
 class EncoderBranch(nn.Module):
     """Nonlinear latent correction: (signal, context) at full resolution -> latent grid."""
 
-    def __init__(self, block: int, latent_channels: int, in_channels: int = 6, features: int = 32):
+    def __init__(self, block: int, latent_channels: int, in_channels: int = 6, features: int = 32, act: str = "leaky_relu"):
         super().__init__()
         hidden = max(features, 2 * in_channels)
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, hidden, 3, padding=1),
-            nn.LeakyReLU(0.1),
+            activation(act),
             nn.Conv2d(hidden, hidden, block, stride=block),
-            nn.LeakyReLU(0.1),
+            activation(act),
             _zero_last(nn.Conv2d(hidden, latent_channels, 1)),
         )
 
@@ -82,16 +93,16 @@ class EncoderBranch(nn.Module):
 class RefineNet(nn.Module):
     """Residual CNN at full resolution: (linear reconstruction, context) -> correction."""
 
-    def __init__(self, in_channels: int = 6, features: int = 32, layers: int = 4, out_channels: int = 3):
+    def __init__(self, in_channels: int = 6, features: int = 32, layers: int = 4, out_channels: int = 3, act: str = "leaky_relu"):
         super().__init__()
-        body: list[nn.Module] = [nn.Conv2d(in_channels, features, 3, padding=1), nn.LeakyReLU(0.1)]
+        body: list[nn.Module] = [nn.Conv2d(in_channels, features, 3, padding=1), activation(act)]
         for _ in range(layers - 2):
-            body += [nn.Conv2d(features, features, 3, padding=1), nn.LeakyReLU(0.1)]
+            body += [nn.Conv2d(features, features, 3, padding=1), activation(act)]
         body.append(_zero_last(nn.Conv2d(features, out_channels, 3, padding=1)))
         self.body = nn.Sequential(*body)
 
-    def forward(self, estimate: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.body(torch.cat([estimate, context], dim=1))
+    def forward(self, estimate: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(estimate if context is None else torch.cat([estimate, context], dim=1))
 
 
 class LaplacePrior(nn.Module):

@@ -22,6 +22,11 @@ PRESETS = {
         StageConfig(block=8, step=0.2),
         StageConfig(block=8, step=0.08, basis="previous"),
     ),
+    # Stage 1 of cascade3 alone: the unit of the training-time curve and of the
+    # training-recipe comparisons in experiments/codec_study (one stage trains in
+    # a fraction of the cascade's time, and it is what every later stage builds on).
+    "cascade3-stage1": (StageConfig(block=16, step=0.5),),
+    "cascade3-stage1-selu": (StageConfig(block=16, step=0.5, activation="selu"),),
     # A tiny layout for tests and smoke runs: trains in seconds.
     "tiny": (
         StageConfig(block=4, step=0.3, refine_features=8, refine_layers=2, encoder_features=8),
@@ -30,7 +35,7 @@ PRESETS = {
 }
 
 
-QUALITIES = {"cascade3": CASCADE3_QUALITIES, "tiny": (1.5, 1.0, 0.7)}
+QUALITIES = {"cascade3": CASCADE3_QUALITIES, "cascade3-stage1": CASCADE3_QUALITIES, "cascade3-stage1-selu": CASCADE3_QUALITIES, "tiny": (1.5, 1.0, 0.7)}
 
 
 def preset_config(name: str, model_id: str) -> CodecConfig:

@@ -42,6 +42,7 @@ class StageConfig:
     # "previous", a copy of the previous stage's transform (same block size), so that
     # the previous stage's symbol of each coefficient can serve as coding context.
     basis: str = "pca"
+    activation: str = "leaky_relu"  # of the encoder branch and refine CNN (see networks.ACTIVATIONS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,8 +54,8 @@ class ResidualStage(nn.Module):
         self.config = config
         self.transform = BlockTransform(config.block)
         channels = self.transform.latent_channels
-        self.encoder = EncoderBranch(config.block, channels, features=config.encoder_features)
-        self.refine = RefineNet(features=config.refine_features, layers=config.refine_layers)
+        self.encoder = EncoderBranch(config.block, channels, features=config.encoder_features, act=config.activation)
+        self.refine = RefineNet(features=config.refine_features, layers=config.refine_layers, act=config.activation)
         self.prior = LaplacePrior(channels)
 
     @property
@@ -70,21 +71,26 @@ class ResidualStage(nn.Module):
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         return torch.round(y).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
 
+    def linear_estimate(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """The previous image plus the block transform's synthesis, before the refine CNN."""
+        return prev + self.transform.synthesise(symbols * (self.config.step * scale))
+
     def synthesise(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Reconstruction after this stage, from integer symbols and the previous image."""
-        linear = self.transform.synthesise(symbols * (self.config.step * scale))
-        estimate = prev + linear
+        estimate = self.linear_estimate(symbols, prev, scale)
         return estimate + self.refine(estimate, prev)
 
-    def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: (reconstruction, estimated bits).
+    def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction, estimated bits, linear estimate).
 
         Rate uses additive uniform noise (a differentiable stand-in for rounding);
         the reconstruction uses true rounding with a straight-through gradient,
-        so the decoder learns on the symbols it will really receive.
+        so the decoder learns on the symbols it will really receive. The linear
+        estimate is returned for the optional per-layer loss (TrainSettings).
         """
         y = self.analyse(x, prev)
         noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         bits = self.prior.bits(noisy)
         rounded = y + (torch.round(y) - y).detach()
-        return self.synthesise(rounded, prev), bits
+        estimate = self.linear_estimate(rounded, prev)
+        return estimate + self.refine(estimate, prev), bits, estimate

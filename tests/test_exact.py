@@ -107,3 +107,34 @@ def test_random_exact_payloads_raise_only_format_errors(blob):
     except CdcFormatError:
         return
     assert residual.shape == preview.shape
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 40), st.integers(1, 40), st.sampled_from([1, 3]), st.integers(0, 3), st.integers(0, 2**32 - 1)
+)
+def test_residual_coder_round_trips_any_shape_and_bound(height, width, channels, bound, seed):
+    """Encoder and decoder build the same predictions, classes and contexts at every size,
+    including images smaller than the coarsest lattice, where neighbours are mirrored."""
+    from cdcodec.bitstream.residual import decode_residual, encode_residual
+
+    rng = np.random.default_rng(seed)
+    original = rng.integers(0, 256, size=(height, width, channels))
+    preview = np.clip(original + rng.integers(-20, 21, size=original.shape), 0, 255).astype(np.uint8)
+    q = quantize_residual(original - preview.astype(np.int64), bound)
+    payload = encode_residual(q, preview, bound, checksum=1234)
+    decoded, checksum = decode_residual(payload, preview, bound)
+    assert checksum == 1234
+    assert np.array_equal(decoded, q)
+
+
+def test_exact_payload_with_a_false_side_length_is_refused():
+    from cdcodec.bitstream.residual import decode_residual, encode_residual
+
+    rng = np.random.default_rng(5)
+    preview = rng.integers(0, 256, size=(12, 12, 3)).astype(np.uint8)
+    payload = bytearray(encode_residual(np.zeros((12, 12, 3), dtype=np.int64), preview, 0, checksum=0))
+    for side_length in (len(payload), len(payload) - 9, 0):
+        payload[4:8] = side_length.to_bytes(4, "little")
+        with pytest.raises(CdcFormatError):
+            decode_residual(bytes(payload), preview, 0)

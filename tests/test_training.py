@@ -85,3 +85,34 @@ def test_train_command_installs_nothing_by_default(tmp_path):
     assert out.exists()
     bad = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--model-id", "x"])
     assert bad.exit_code == 1 and "does not exist" in bad.stderr
+
+
+def test_per_layer_loss_and_selu_variants_train_and_record_their_time(tmp_path):
+    """The codec-study recipes (loss on the linear estimate too; SELU) train end to end,
+    change what is learned, and the log records each stage's training seconds."""
+    import dataclasses
+
+    import torch
+
+    from cdcodec.codec.stage import StageConfig
+
+    folder = photo_folder(tmp_path)
+    base = preset_config("tiny", "test-plain")
+    selu = dataclasses.replace(base, model_id="test-selu", stages=tuple(StageConfig(**{**s.to_dict(), "activation": "selu"}) for s in base.stages))
+    plain_out, layered_out, selu_out = (tmp_path / f"{n}.safetensors" for n in ("plain", "layered", "selu"))
+    train_cascade(base, folder, tmp_path / "plain", settings((3, 3)), out=plain_out, progress=False)
+    layered = dataclasses.replace(settings((3, 3)), intermediate_loss=0.5)
+    train_cascade(base, folder, tmp_path / "layered", layered, out=layered_out, progress=False)
+    codec = train_cascade(selu, folder, tmp_path / "selu", settings((3, 3)), out=selu_out, progress=False)
+    assert isinstance(codec.stages[0].refine.body[1], torch.nn.SELU)
+
+    from cdcodec.codec.weights import load_codec
+
+    plain, _ = load_codec(plain_out)
+    other, _ = load_codec(layered_out)
+    weights = [dict(c.stages[0].refine.named_parameters())["body.0.weight"] for c in (plain, other)]
+    assert not torch.equal(*weights)
+    log = json.loads((tmp_path / "plain" / "log.json").read_text())
+    assert all(entry["train_seconds"] > 0 for entry in log)
+    image = smooth_image(20, 20, seed=3)
+    assert decode(encode(image, model=selu_out), model=selu_out).shape == image.shape

@@ -44,6 +44,10 @@ class TrainSettings:
     table_crops: int = 1024
     checkpoint_seconds: float = 120.0
     seed: int = 0
+    # Weight of a second distortion term on each stage's linear estimate (before
+    # its refine CNN): the recursive paper's "loss at every decoder layer" carried
+    # over to the codec. 0 trains on the final reconstruction only.
+    intermediate_loss: float = 0.0
 
 
 def train_cascade(
@@ -63,7 +67,7 @@ def train_cascade(
     torch.manual_seed(settings.seed)
     dev = torch.device(device)
     codec = CascadeCodec(config)
-    state = {"stage": 0, "step": 0, "initialised": False, "log": []}
+    state = {"stage": 0, "step": 0, "initialised": False, "log": [], "seconds": 0.0}
     optimizer_state = None
     ckpt = work_dir / CHECKPOINT
     if ckpt.exists():
@@ -84,12 +88,19 @@ def train_cascade(
             optimizer_state = None
         _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progress)
         codec.tables[k] = {codec.config.nominal_quality: _fit_stage_tables(codec, k, sampler, settings, dev)}
-        state["log"].append({"stage": k + 1, "steps": state["step"], "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-        state.update(stage=k + 1, step=0, initialised=False)
+        state["log"].append(
+            {
+                "stage": k + 1,
+                "steps": state["step"],
+                "train_seconds": round(state.get("seconds", 0.0), 3),
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+        state.update(stage=k + 1, step=0, initialised=False, seconds=0.0)
         save_checkpoint(ckpt, codec, None, state)
         _say(f"stage {k + 1} finished", progress)
     codec.eval()
-    _fill_tables(codec, sampler, settings, dev, progress)
+    fill_tables(codec, sampler, settings, dev, progress)
     if out is not None:
         save_codec(codec.cpu(), out)
     (work_dir / "log.json").write_text(json.dumps(state["log"], indent=2))
@@ -156,6 +167,7 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
     last_save = time.monotonic()
     use_amp = dev.type == "cuda"
     bar = tqdm(total=total, initial=state["step"], desc=f"stage {k + 1}", disable=not progress, dynamic_ncols=True)
+    started = time.monotonic() - state.get("seconds", 0.0)  # training time of this stage, across resumes
     while state["step"] < total:
         codec.eval()
         stage.train()
@@ -165,15 +177,18 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * factor
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            recon, bits = stage(x, prev)
+            recon, bits, estimate = stage(x, prev)
         mse = torch.mean((recon.float() - x) ** 2)
         bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
         loss = bpp + lam * mse
+        if settings.intermediate_loss:
+            loss = loss + settings.intermediate_loss * lam * torch.mean((estimate.float() - x) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(stage.parameters(), 1.0)
         optimizer.step()
         state["step"] += 1
+        state["seconds"] = time.monotonic() - started
         bar.update(1)
         if state["step"] % 10 == 0:
             psnr = -10 * math.log10(max(mse.item(), 1e-10))
@@ -204,7 +219,7 @@ def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = No
     return fit_tables(symbol_batches, prior_batches)
 
 
-def _fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettings, dev, progress: bool) -> None:
+def fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettings, dev, progress: bool = True) -> None:
     """Fit the tables every (stage, quality level) still lacks."""
     for quality in range(len(codec.config.qualities)):
         for k in range(codec.num_stages):
@@ -222,4 +237,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "describe_settings"]
+__all__ = ["TrainSettings", "train_cascade", "fill_tables", "describe_settings"]

@@ -1,0 +1,113 @@
+"""`cdcodec experiment codec-study`: train the study's runs, measure them on Kodak, write the tables.
+
+Everything slow is cached outside the repository (trained runs, the widened
+stage 1, the residual decoder, per-model measurements), so running the command
+again only does what is missing. The shipped cascade's points, and its stage 1
+alone at the shipped quality levels, come from the `cdcodec bench` results file
+measured with the same model (`--bench-json`).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ...bench.curves import average_curve
+from ...bench.images import folder_images
+from .runs import DEFAULT_CACHE, RUNS, train_run, weights_path
+
+SHIPPED_STAGE1 = "shipped stage 1"
+ABLATION = ("(a) stage 1 alone, finer steps", "(b) stage 1 + decoder-only residual stage", "(c) cascade, stages with their own latents")
+
+
+def _cached(path: Path, make):
+    if path.exists():
+        return json.loads(path.read_text())
+    records = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records))
+    return records
+
+
+def _bench_records(bench_json: Path, names: set[str]) -> list[dict]:
+    data = json.loads(bench_json.read_text())
+    return [r for r in data["measurements"] if r["codec"] == "cdcodec" and r["image"] in names]
+
+
+def _relabel(records: list[dict], name: str) -> list[dict]:
+    return [dict(r, codec=name) for r in records]
+
+
+@click.command("codec-study")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("../shared/data/train-photos"), show_default=True, help="Training photos.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), default=Path("../shared/data/kodak"), show_default=True, help="Evaluation images.")
+@click.option("--bench-json", type=click.Path(path_type=Path), default=Path("results/bench/kodak.json"), show_default=True, help="`cdcodec bench` results of the shipped model on the same images.")
+@click.option("--cache", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results/codec-study"), show_default=True)
+@click.option("--train/--no-train", default=True, show_default=True, help="Train runs that are missing (else leave them out).")
+@click.option("--threads", type=int, default=1, show_default=True)
+def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train, threads) -> None:
+    """Training-time curve, recipe variants and the cascade ablation on Kodak (issues 3 and 7)."""
+    import torch
+
+    from .decoder_only import load_residual_decoder, train_residual_decoder
+    from .evaluate import measure_model
+    from .plots import plot_ablation, plot_training
+    from .report import ablation_table, training_table
+    from .wide import widen_stage1
+
+    torch.set_num_threads(threads)
+    for folder in (data_dir, images_dir):
+        if not folder.is_dir():
+            raise click.ClickException(f"{folder} does not exist (the study needs ../shared/data)")
+    images = folder_images(images_dir)
+    names = {im.name for im in images}
+    tag = f"{images_dir.name}-{len(images)}"
+    records_dir = cache / "records"
+    shipped = _bench_records(bench_json, names)
+    if {r["image"] for r in shipped} != names:
+        raise click.ClickException(f"{bench_json} does not cover every image in {images_dir}")
+
+    curves, rows = {}, []
+    stage1 = [r for r in shipped if r["setting"].endswith("stages=1")]
+    curves[SHIPPED_STAGE1] = average_curve(_relabel(stage1, SHIPPED_STAGE1), SHIPPED_STAGE1)
+    rows.append({"name": SHIPPED_STAGE1, "steps": 1800, "note": "cdc-mse-1, ~1.1 steps/s, schedule restarted once", "train_seconds": None})
+    for run in RUNS:
+        path = weights_path(cache, run)
+        if not path.exists() and not train:
+            click.echo(f"skipping {run.name}: not trained (run without --no-train)", err=True)
+            continue
+        train_run(run, data_dir, cache)
+        log = json.loads((path.parent / "log.json").read_text())
+        records = _cached(records_dir / f"{run.name}-{tag}.json", lambda: measure_model(run.name, path, images, 1, range(5)))
+        curves[run.name] = average_curve(records, run.name)
+        rows.append({"name": run.name, "steps": run.steps, "note": run.note, "train_seconds": log[0].get("train_seconds"), "command": run.command(str(data_dir))})
+
+    wide = widen_stage1(data_dir, cache / "stage1-wide" / "model.safetensors")
+    finer = _cached(records_dir / f"stage1-wide-{tag}.json", lambda: measure_model(ABLATION[0], wide, images, 1, range(5, 11)))
+    decoder_path = train_residual_decoder(data_dir, cache / "residual-decoder" / "decoder.safetensors")
+    decoder = load_residual_decoder(decoder_path)
+    with_decoder = _cached(records_dir / f"residual-decoder-{tag}.json", lambda: measure_model(ABLATION[1], None, images, 1, range(5), post=decoder.apply))
+    ablation = {
+        ABLATION[0]: average_curve(_relabel(stage1, ABLATION[0]) + finer, ABLATION[0]),
+        ABLATION[1]: average_curve(with_decoder, ABLATION[1]),
+        ABLATION[2]: average_curve(_relabel(shipped, ABLATION[2]), ABLATION[2]),
+    }
+
+    reference = "base-1000" if "base-1000" in curves else SHIPPED_STAGE1
+    tables = {"training": training_table(rows, curves, reference), "ablation": ablation_table(ablation, ABLATION[0])}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = "cdcodec experiment codec-study " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    (out_dir / "kodak.json").write_text(json.dumps({"command": command, "runs": rows, "curves": curves, "ablation": ablation, "tables": tables}, indent=1))
+    (out_dir / "tables.md").write_text(
+        f"Made by `{command}`.\n\n## Training runs (stage 1 only, Kodak)\n\n{tables['training']}\n\n## Cascade ablation (Kodak)\n\n{tables['ablation']}\n"
+    )
+    plot_training(rows, curves, out_dir / "training.png")
+    plot_ablation(ablation, out_dir / "ablation.png")
+    click.echo(tables["training"])
+    click.echo()
+    click.echo(tables["ablation"])

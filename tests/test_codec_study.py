@@ -1,0 +1,48 @@
+"""The codec study's pieces that do not need ../shared: tables, the decoder-only stage, the command."""
+
+from __future__ import annotations
+
+import numpy as np
+from click.testing import CliRunner
+
+from cdcodec.cli.main import cli
+from cdcodec.experiments.codec_study.decoder_only import ResidualDecoder
+from cdcodec.experiments.codec_study.report import ablation_table, envelope_bd, reading, training_table
+
+
+def curve(shift_db: float, rate_factor: float = 1.0) -> list[dict]:
+    rates = [0.1, 0.2, 0.4, 0.8]
+    return [
+        {"setting": f"q{i}", "bpp": r * rate_factor, "psnr": 25 + 4 * np.log2(r / 0.1) + shift_db, "ms_ssim": 0.9 + 0.02 * i}
+        for i, r in enumerate(rates)
+    ]
+
+
+def test_bd_rate_of_a_curve_against_itself_is_zero_and_a_cheaper_curve_saves_bits():
+    assert abs(envelope_bd(curve(0), curve(0), "psnr")) < 1e-9
+    assert envelope_bd(curve(0), curve(0, rate_factor=0.9), "psnr") < -9.0
+
+
+def test_fixed_rate_readings_interpolate_and_never_extrapolate():
+    assert abs(reading(curve(0), "psnr", 0.2) - 29.0) < 1e-9
+    assert reading(curve(0), "psnr", 5.0) is None
+
+
+def test_tables_name_every_run_and_variant():
+    curves = {"base": curve(0), "better": curve(0.5)}
+    rows = [{"name": "base", "steps": 10, "note": "plain", "train_seconds": 60.0}, {"name": "better", "steps": 10, "note": "x", "train_seconds": None}]
+    text = training_table(rows, curves, "base")
+    assert "| base (plain) | 10 | 1.0 |" in text and "better (x)" in text
+    assert "+0.0 %" in text  # the reference against itself
+    assert ablation_table(curves, "base").count("\n") == 3
+
+
+def test_untrained_residual_decoder_is_the_identity():
+    pixels = np.random.default_rng(0).integers(0, 256, size=(9, 14, 3), dtype=np.uint8)
+    assert np.array_equal(ResidualDecoder().eval().apply(pixels), pixels)
+
+
+def test_codec_study_without_its_data_fails_with_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["experiment", "codec-study", "--data", str(tmp_path / "none"), "--images", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "does not exist" in result.output and "Traceback" not in result.output
