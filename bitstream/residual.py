@@ -16,10 +16,10 @@ textured ones something else).
 
 Errors are coded with two-sided geometric distributions, p(k) ∝ θ^|k|, from a
 fixed family of GEOMETRIC_TABLES integer tables built with integer arithmetic
-only (identical everywhere). A symbol's table is picked by a context: how far
-the neighbours stray from the prediction and how large their own coded errors
-were (the preview's gradient in the first phase), and for red and blue the size
-of green's error at that pixel. The encoder picks the family member per
+only (identical everywhere). A symbol's table is picked by a context: how large
+the neighbours' own coded errors were (the preview's gradient in the first
+phase), and for green its predictor class, for red and blue the size of green's
+error at that pixel. The encoder picks the family member per
 (phase, channel, context) that codes this image in the fewest bits. Nothing the
 decoder computes involves floating point.
 
@@ -44,16 +44,18 @@ from .entropy import TABLE_TOTAL
 from .errors import CdcFormatError
 
 #: Context thresholds of the first phase (the preview's gradient) and of later ones
-#: (the mean of the neighbours' deviation from the prediction and of their coded errors).
+#: (the mean magnitude of the neighbours' coded prediction errors).
 ACTIVITY_THRESHOLDS = np.array([1, 2, 4, 7, 12, 20, 34])
-SPREAD_THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50])
-SPREAD_BUCKETS = len(SPREAD_THRESHOLDS) + 1
-#: Buckets of |green's error| at the pixel, the second context of red and blue.
-NEIGHBOUR_THRESHOLDS = np.array([1, 3, 8])
-NEIGHBOUR_BUCKETS = len(NEIGHBOUR_THRESHOLDS) + 1
-CONTEXTS = SPREAD_BUCKETS * NEIGHBOUR_BUCKETS
+ERROR_THRESHOLDS = np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50])
+ERROR_BUCKETS = len(ERROR_THRESHOLDS) + 1
 #: Predictor classes by the neighbourhood's mean absolute deviation, in grey levels.
 CLASS_THRESHOLDS = np.array([3, 8, 16])
+#: The second context: green's predictor class, or for red and blue the bucket of
+#: |green's error| at the pixel (thresholds NEIGHBOUR_THRESHOLDS).
+NEIGHBOUR_THRESHOLDS = np.array([1, 3, 8])
+NEIGHBOUR_BUCKETS = len(NEIGHBOUR_THRESHOLDS) + 1
+assert NEIGHBOUR_BUCKETS == len(CLASS_THRESHOLDS) + 1
+CONTEXTS = ERROR_BUCKETS * NEIGHBOUR_BUCKETS
 #: Coefficients are signed bytes in units of 1/COEFFICIENT_ONE.
 COEFFICIENT_SHIFT = 6
 COEFFICIENT_ONE = 1 << COEFFICIENT_SHIFT
@@ -62,7 +64,7 @@ GEOMETRIC_TABLES = 48
 _FIXED = 1 << 30
 PAYLOAD = "exact-stage payload"
 #: Rounds of reweighting in the encoder's robust (least absolute error) fit.
-_IRLS_ROUNDS = 3
+_IRLS_ROUNDS = 6
 _FIT_ROWS = 8192
 
 
@@ -226,19 +228,20 @@ class _State:
         deviation = sum(np.abs(n * v - total) for v in own)  # n² × mean absolute deviation
         return np.searchsorted(CLASS_THRESHOLDS * n * n, deviation, side="right")
 
-    def contexts(self, phase: int, channel: int, prediction: np.ndarray, first: bool) -> np.ndarray:
+    def contexts(self, phase: int, channel: int, classes: np.ndarray, first: bool) -> np.ndarray:
+        """Table context per pixel: how large the neighbours' own prediction errors were
+        (the preview's gradient in the first phase), times NEIGHBOUR_BUCKETS, plus the
+        predictor class for green, or the size of green's error here for red and blue."""
         y0, x0, stride, _ = PHASES[phase]
         offsets = OFFSETS[phase]
         if offsets:
             n = len(offsets)
-            stray = sum(np.abs(v - prediction) for v in _gather(self.q[:, :, channel], phase, offsets))
             errors = sum(_gather(self.error[:, :, channel], phase, offsets))
-            level = ((stray + n // 2) // n + (errors + n // 2) // n + 1) // 2
-            bucket = np.searchsorted(SPREAD_THRESHOLDS, level, side="right")
+            bucket = np.searchsorted(ERROR_THRESHOLDS, (errors + n // 2) // n, side="right")
         else:
             bucket = self.activity[y0::stride, x0::stride, channel]
         if first:
-            return bucket * NEIGHBOUR_BUCKETS
+            return bucket * NEIGHBOUR_BUCKETS + classes
         return bucket * NEIGHBOUR_BUCKETS + np.searchsorted(NEIGHBOUR_THRESHOLDS, self.green_error, side="right")
 
     def store(self, phase: int, channel: int, values: np.ndarray, error: np.ndarray, first: bool) -> None:
@@ -331,7 +334,7 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
                 side += coefficients[k].astype(np.int8).tobytes()
         prediction = _predict(inputs, classes, coefficients, state.radius)
         error = target - prediction
-        order, present = _split(state.contexts(phase, channel, prediction, first), CONTEXTS)
+        order, present = _split(state.contexts(phase, channel, classes, first), CONTEXTS)
         flat = error.ravel()
         for _, start, stop in present:
             values = flat[order[start:stop]]
@@ -378,7 +381,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
             present = np.flatnonzero(np.bincount(classes.ravel(), minlength=len(CLASS_THRESHOLDS) + 1)) if inputs else []
             coefficients = {int(k): side.take(len(inputs)) for k in present}
             prediction = _predict(inputs, classes, coefficients, state.radius)
-            order, groups = _split(state.contexts(phase, channel, prediction, first), CONTEXTS)
+            order, groups = _split(state.contexts(phase, channel, classes, first), CONTEXTS)
             flat = np.zeros(prediction.size, dtype=np.int64)
             for _, start, stop in groups:
                 table = int(side.take(1)[0]) & 0xFF
