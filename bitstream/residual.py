@@ -252,14 +252,18 @@ class _State:
             self.green_error = np.abs(error)
 
 
-def _predict(inputs: list[np.ndarray], classes: np.ndarray, coefficients: dict[int, np.ndarray], radius: int) -> np.ndarray:
+def _stack(inputs: list[np.ndarray]) -> np.ndarray:
+    """The inputs as one (pixels, inputs) float64 matrix (exact: every value is a small integer)."""
+    return np.stack([v.ravel() for v in inputs], axis=1).astype(np.float64)
+
+
+def _predict(stacked: np.ndarray | None, classes: np.ndarray, coefficients: dict[int, np.ndarray], radius: int) -> np.ndarray:
     """Σ coefficient·input / COEFFICIENT_ONE, rounded down, with each pixel's class's coefficients;
-    clipped to the residual range."""
-    if not inputs or classes.size == 0:
+    clipped to the residual range. `stacked` is `_stack(inputs)`, or None without inputs."""
+    if stacked is None or classes.size == 0:
         return np.zeros(classes.shape, dtype=np.int64)
     # float64 products and sums of these small integers are exact (all below 2^53),
     # so the fast float matrix product gives the same integers on every machine.
-    stacked = np.stack(inputs, axis=-1).reshape(-1, len(inputs)).astype(np.float64)
     used = sorted(coefficients)
     matrix = np.stack([coefficients[k] for k in used], axis=1).astype(np.float64)
     column = np.searchsorted(used, classes.ravel())
@@ -269,7 +273,7 @@ def _predict(inputs: list[np.ndarray], classes: np.ndarray, coefficients: dict[i
 
 def _split(keys: np.ndarray, size: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Positions of a flat key array sorted by key, and (key, start, stop) for every key present, ascending."""
-    flat = keys.ravel()
+    flat = keys.ravel().astype(np.int16)  # small integer keys: numpy's stable sort is then a radix sort
     order = np.argsort(flat, kind="stable")
     counts = np.bincount(flat, minlength=size)
     stops = np.cumsum(counts)
@@ -283,7 +287,7 @@ def _fit(inputs: np.ndarray, target: np.ndarray) -> np.ndarray:
     samples; the decoder never runs this, it reads the result.
     """
     every = max(1, len(target) // _FIT_ROWS)
-    x = inputs[::every].astype(np.float64)
+    x = inputs[::every]
     y = target[::every].astype(np.float64)
     weights = np.ones(len(y))
     a = np.zeros(x.shape[1])
@@ -325,14 +329,14 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
         inputs, own = state.features(phase, channel, channel_order)
         classes = state.classes(own, target.shape)
         coefficients = {}
+        stacked = _stack(inputs) if inputs else None
         if inputs:
-            stacked = np.stack(inputs, axis=-1).reshape(-1, len(inputs))
             order, present = _split(classes, len(CLASS_THRESHOLDS) + 1)
             for k, start, stop in present:
                 rows = order[start:stop] if stop - start >= 4 * len(inputs) else slice(None)
                 coefficients[k] = _fit(stacked[rows], target.ravel()[rows])
                 side += coefficients[k].astype(np.int8).tobytes()
-        prediction = _predict(inputs, classes, coefficients, state.radius)
+        prediction = _predict(stacked, classes, coefficients, state.radius)
         error = target - prediction
         order, present = _split(state.contexts(phase, channel, classes, first), CONTEXTS)
         flat = error.ravel()
@@ -380,7 +384,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
             classes = state.classes(own, state.q[y0::stride, x0::stride, channel].shape)
             present = np.flatnonzero(np.bincount(classes.ravel(), minlength=len(CLASS_THRESHOLDS) + 1)) if inputs else []
             coefficients = {int(k): side.take(len(inputs)) for k in present}
-            prediction = _predict(inputs, classes, coefficients, state.radius)
+            prediction = _predict(_stack(inputs) if inputs else None, classes, coefficients, state.radius)
             order, groups = _split(state.contexts(phase, channel, classes, first), CONTEXTS)
             flat = np.zeros(prediction.size, dtype=np.int64)
             for _, start, stop in groups:
