@@ -106,7 +106,8 @@ def encode(
 
     Without --lossless or --max-error the file holds only lossy stages; with
     either, `decode` gives the exact (or within-D) image while `decode --stages K`
-    still gives lossy stage K.
+    still gives lossy stage K. The smallest exact files sit on one coarse lossy
+    stage: --lossless --stages 1 --quality 0.
     """
     from ..codec.images import load_image
     from ..codec.pipeline import encode as encode_image
