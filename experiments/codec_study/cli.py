@@ -38,6 +38,14 @@ def _bench_records(bench_json: Path, names: set[str]) -> list[dict]:
     return [r for r in data["measurements"] if r["codec"] == "cdcodec" and r["image"] in names]
 
 
+def _shipped_stage1_steps() -> int:
+    """Stage 1's training steps of the default shipped model, from its manifest entry."""
+    from ...codec.weights import default_model_id, read_manifest
+
+    entry = next(m for m in read_manifest()["models"] if m["id"] == default_model_id())
+    return int(entry["training"]["log"][0]["steps"])
+
+
 def _relabel(records: list[dict], name: str) -> list[dict]:
     return [dict(r, codec=name) for r in records]
 
@@ -75,7 +83,7 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
     curves, rows = {}, []
     stage1 = [r for r in shipped if r["setting"].endswith("stages=1")]
     curves[SHIPPED_STAGE1] = average_curve(_relabel(stage1, SHIPPED_STAGE1), SHIPPED_STAGE1)
-    rows.append({"name": SHIPPED_STAGE1, "steps": 1800, "note": "cdc-mse-1, ~1.1 steps/s, schedule restarted once", "train_seconds": None})
+    rows.append({"name": SHIPPED_STAGE1, "steps": _shipped_stage1_steps(), "note": "default model, ~1.1 steps/s, schedule restarted once", "train_seconds": None})
     for run in RUNS:
         path = weights_path(cache, run)
         if not path.exists() and not train:
