@@ -198,7 +198,6 @@ class _State:
         self.q = np.zeros(preview.shape, dtype=np.int64)
         self.error = np.zeros(preview.shape, dtype=np.int64)
         self.activity = activity(preview)
-        self.green_error: np.ndarray | None = None
         self._around: dict[int, list[np.ndarray]] = {}
 
     def features(self, phase: int, channel: int, order: tuple[int, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -242,14 +241,13 @@ class _State:
             bucket = self.activity[y0::stride, x0::stride, channel]
         if first:
             return bucket * NEIGHBOUR_BUCKETS + classes
-        return bucket * NEIGHBOUR_BUCKETS + np.searchsorted(NEIGHBOUR_THRESHOLDS, self.green_error, side="right")
+        green = self.error[y0::stride, x0::stride, CHANNEL_ORDER[3][0]]  # coded just before, same phase
+        return bucket * NEIGHBOUR_BUCKETS + np.searchsorted(NEIGHBOUR_THRESHOLDS, green, side="right")
 
-    def store(self, phase: int, channel: int, values: np.ndarray, error: np.ndarray, first: bool) -> None:
+    def store(self, phase: int, channel: int, values: np.ndarray, error: np.ndarray) -> None:
         y0, x0, stride, _ = PHASES[phase]
         self.q[y0::stride, x0::stride, channel] = values
         self.error[y0::stride, x0::stride, channel] = np.abs(error)
-        if first:
-            self.green_error = np.abs(error)
 
 
 def _stack(inputs: list[np.ndarray]) -> np.ndarray:
@@ -345,7 +343,7 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
             table = _best_table(values, span)
             side.append(table)
             groups.append((table, values))
-        state.store(phase, channel, target, error, first)
+        state.store(phase, channel, target, error)
     coder = ans.new_encoder()
     for index, values in reversed(groups):
         coder.encode_reverse((values + span).astype(np.int32), _model(index, span))
@@ -397,7 +395,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
             values = prediction + error
             if values.size and np.abs(values).max() > state.radius:
                 raise CdcFormatError("exact-stage residual out of range")
-            state.store(phase, channel, values, error, first)
+            state.store(phase, channel, values, error)
     except CdcFormatError:
         raise
     except Exception as exc:

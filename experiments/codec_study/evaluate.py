@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ...bench.curves import average_curve
 from ...bench.metrics import measure
 from ...bench.points import timed
 from ...codec.pipeline import decode, encode, get_model
@@ -31,7 +30,3 @@ def measure_model(name: str, model, images: Iterable, stages: int, qualities: It
             records.append(record)
     return records
 
-
-def curve(records: list[dict], name: str) -> list[dict]:
-    """Mean bpp and quality per setting, sorted by rate (the bench's averaging)."""
-    return average_curve(records, name)
