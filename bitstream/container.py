@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from .errors import CdcFormatError
 
 MAGIC = b"\x89CDC"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 MAX_DIMENSION = 1 << 16
 MAX_PIXELS = 1 << 28

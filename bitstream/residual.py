@@ -9,19 +9,25 @@ Prediction is linear with integer coefficients that the encoder fits to this
 image (robust least squares) and sends: for every (phase, channel, class) a few
 signed bytes. Its inputs, all known to the decoder at that point, are the
 already decoded pixels around the pixel (minus the preview there), the
-preview's own detail at the pixel, and for red and blue what green (and red)
-turned out to be at the same pixel and around it. The class picks one of
-several predictors by how busy the neighbourhood is (flat areas want averaging,
-textured ones something else).
+preview's own detail at the pixel, for red and blue what green (and red)
+turned out to be at the same pixel and around it, and a constant (the
+intercept: Kodak's red and blue are off by half a level on average). The class
+picks one of several predictors by how busy the neighbourhood is (flat areas
+want averaging, textured ones something else).
 
-Errors are coded with two-sided geometric distributions, p(k) ∝ θ^|k|, from a
-fixed family of GEOMETRIC_TABLES integer tables built with integer arithmetic
-only (identical everywhere). A symbol's table is picked by a context: how large
-the neighbours' own coded errors were (the preview's gradient in the first
-phase), and for green its predictor class, for red and blue the size of green's
-error at that pixel. The encoder picks the family member per
-(phase, channel, context) that codes this image in the fewest bits. Nothing the
-decoder computes involves floating point.
+The prediction is kept to 1/64 of a level. Its integer part is subtracted; the
+fraction left over says where the error's distribution is centred (between 0
+and ±1/2), so the error is coded with a table centred there: the sign is
+flipped when the fraction is negative, and the fraction's size picks one of
+OFFSET_STEPS centres. Within one context the errors are flat-topped with heavy
+tails, so the tables come from a Student's-t-like family of ERROR_TABLES shapes
+and scales, built with integer arithmetic only (identical everywhere). A
+symbol's table is picked by a context: how large the neighbours' own coded
+errors were (the preview's gradient in the first phase), and for green its
+predictor class, for red and blue the size of green's error at that pixel. The
+encoder picks the family member per (phase, channel, context) that codes this
+image in the fewest bits. Nothing the decoder computes involves floating point
+beyond exact sums of small integers.
 
 Payload: CRC32 of the final pixels (4 bytes), the length S of the side
 information (4 bytes), S bytes of side information (per group, in coding order:
@@ -31,6 +37,7 @@ context that occurs), then the ANS words.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from functools import lru_cache
@@ -40,7 +47,6 @@ import constriction
 import numpy as np
 
 from . import ans
-from .entropy import TABLE_TOTAL
 from .errors import CdcFormatError
 
 #: Context thresholds of the first phase (the preview's gradient) and of later ones
@@ -59,45 +65,64 @@ CONTEXTS = ERROR_BUCKETS * NEIGHBOUR_BUCKETS
 #: Coefficients are signed bytes in units of 1/COEFFICIENT_ONE.
 COEFFICIENT_SHIFT = 6
 COEFFICIENT_ONE = 1 << COEFFICIENT_SHIFT
-#: Decay of the family's tables: θ = 1 − 2^(−i/4), i = 1 .. GEOMETRIC_TABLES (from very peaked to nearly flat).
-GEOMETRIC_TABLES = 48
-_FIXED = 1 << 30
+#: The table family. Within one context the errors are not two-sided geometric:
+#: they are flat-topped near zero with heavier tails, like a mixture of Laplace
+#: distributions of nearby scales (measured: −2.3% bits against 48 geometric
+#: tables). Table (shape n, scale i) at centre μ has weights
+#: w(k) = (a / (a + (k − μ)²))^n, a = (2n − 1)·s² (Student's t with 2n − 1
+#: degrees of freedom): n = 1 is Cauchy-like, n = 12 nearly Gaussian.
+#: s² = 2^(i/4) / 8, i = 0 .. TABLE_SCALES − 1, so s runs from 0.35 to 83 in
+#: steps of 2^(1/8). Table index = shape · TABLE_SCALES + i, one byte.
+TABLE_SHAPES = (1, 2, 4, 12)
+TABLE_SCALES = 64
+ERROR_TABLES = len(TABLE_SHAPES) * TABLE_SCALES
+assert ERROR_TABLES == 256
+#: Frequencies of every table sum to this. Finer than the latent tables' 2^16:
+#: every value gets at least one count, and 2^16 would spend 1.6% of the mass on
+#: the ±2R tails (measured +0.7% bits); constriction's coder works to 2^-24.
+TABLE_TOTAL = 1 << 22
+#: Centres μ = j / 8, j = 0 .. OFFSET_STEPS − 1 (0 to 1/2 of a level).
+OFFSET_STEPS = 5
+_FIXED_SHIFT = 28
 PAYLOAD = "exact-stage payload"
 #: Rounds of reweighting in the encoder's robust (least absolute error) fit.
 _IRLS_ROUNDS = 6
 _FIT_ROWS = 8192
 
 
+@lru_cache(maxsize=2 * OFFSET_STEPS)
+def _weights(span: int, offset: int) -> np.ndarray:
+    """(ERROR_TABLES, 2·span + 1) fixed-point weights w(k), k = −span .. span, centred at offset/8.
+
+    Integer arithmetic only, in int64 without overflow (256·a < 2^26, so
+    64·256·a·2^28 < 2^62; products of two weights < 2^56), so every machine
+    builds the same tables: 256·a comes from integer fourth roots,
+    a / (a + (k − μ)²) = 64·256·a / (64·256·a + 256·(8k − j)²) is an integer
+    division, and the power is n truncating fixed-point multiplications.
+    """
+    distance = (8 * np.arange(-span, span + 1, dtype=np.int64) - offset) ** 2
+    rows = []
+    for power in TABLE_SHAPES:
+        for i in range(TABLE_SCALES):
+            a = 64 * (2 * power - 1) * isqrt(isqrt(1 << (i + 20)))  # 64·256·(2n − 1)·2^(i/4)/8
+            ratio = (a << _FIXED_SHIFT) // (a + 256 * distance)
+            weight = np.full(2 * span + 1, 1 << _FIXED_SHIFT, dtype=np.int64)
+            for _ in range(power):
+                weight = (weight * ratio) >> _FIXED_SHIFT
+            rows.append(weight)
+    return np.stack(rows)
+
+
 @lru_cache(maxsize=None)
-def geometric_table(index: int, radius: int) -> np.ndarray:
-    """Integer frequencies (summing to TABLE_TOTAL, each >= 1) over −radius..radius.
-
-    Built with Python integers only: θ is a fixed-point number, θ^|k| comes from
-    repeated integer multiplication, and the normalisation is integer division.
-    """
-    if not 0 <= index < GEOMETRIC_TABLES:
-        raise ValueError("table index out of range")
-    theta = _FIXED - _pow2_neg_quarter(index + 1)
-    weights = [_FIXED]
-    for _ in range(radius):
-        weights.append(max(1, weights[-1] * theta >> 30))
-    row = weights[:0:-1] + weights  # −radius .. radius
-    n = len(row)
-    budget = TABLE_TOTAL - n
-    total = sum(row)
-    freqs = [1 + w * budget // total for w in row]
-    freqs[radius] += TABLE_TOTAL - sum(freqs)  # the remainder goes to zero, the likeliest value
-    return np.array(freqs, dtype=np.int64)
-
-
-def _pow2_neg_quarter(i: int) -> int:
-    """floor(2^30 · 2^(−i/4)) with integer arithmetic only.
-
-    With i = 4·whole + quarter: 2^30 · 2^(−quarter/4) is the integer fourth root
-    of 2^(120 − quarter), and the whole powers are a shift.
-    """
-    whole, quarter = divmod(i, 4)
-    return isqrt(isqrt(1 << (120 - quarter))) >> whole
+def error_table(index: int, span: int, offset: int = 0) -> np.ndarray:
+    """Integer frequencies (summing to TABLE_TOTAL, each >= 1) over −span..span, centred at offset/8."""
+    if not 0 <= index < ERROR_TABLES or not 0 <= offset < OFFSET_STEPS:
+        raise ValueError("table index or offset out of range")
+    row = _weights(span, offset)[index]
+    budget = TABLE_TOTAL - len(row)
+    freqs = 1 + row * budget // int(row.sum())
+    freqs[span] += TABLE_TOTAL - int(freqs.sum())  # the remainder goes to zero, a likeliest value
+    return freqs
 
 
 #: Pixels are coded coarse to fine: first the lattice of every 2^LEVELS-th pixel,
@@ -216,6 +241,7 @@ class _State:
             inputs.append(self.unit * self.q[y0::stride, x0::stride, earlier])
             inputs += self._around.get(earlier, [])[:4]
         self._around[channel] = own
+        inputs.append(np.ones(centre.shape, dtype=np.int64))  # the intercept
         return inputs, own
 
     def classes(self, own: list[np.ndarray], shape) -> np.ndarray:
@@ -255,18 +281,38 @@ def _stack(inputs: list[np.ndarray]) -> np.ndarray:
     return np.stack([v.ravel() for v in inputs], axis=1).astype(np.float64)
 
 
-def _predict(stacked: np.ndarray | None, classes: np.ndarray, coefficients: dict[int, np.ndarray], radius: int) -> np.ndarray:
-    """Σ coefficient·input / COEFFICIENT_ONE, rounded down, with each pixel's class's coefficients;
-    clipped to the residual range. `stacked` is `_stack(inputs)`, or None without inputs."""
-    if stacked is None or classes.size == 0:
-        return np.zeros(classes.shape, dtype=np.int64)
+def _predict(stacked: np.ndarray, classes: np.ndarray, coefficients: dict[int, np.ndarray], radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, fraction) per pixel with each pixel's class's coefficients.
+
+    The sum s = Σ coefficient·input is in units of 1/COEFFICIENT_ONE; the
+    prediction is s rounded to the nearest level (halves up), clipped to the
+    residual range, and the fraction s − COEFFICIENT_ONE·prediction in
+    [−32, 31] (0 where the prediction was clipped). `stacked` is `_stack(inputs)`.
+    """
+    if classes.size == 0:
+        return np.zeros(classes.shape, dtype=np.int64), np.zeros(classes.shape, dtype=np.int64)
     # float64 products and sums of these small integers are exact (all below 2^53),
     # so the fast float matrix product gives the same integers on every machine.
     used = sorted(coefficients)
     matrix = np.stack([coefficients[k] for k in used], axis=1).astype(np.float64)
     column = np.searchsorted(used, classes.ravel())
     sums = np.take_along_axis(stacked @ matrix, column[:, None], axis=1)[:, 0].astype(np.int64)
-    return np.clip((sums + COEFFICIENT_ONE // 2) >> COEFFICIENT_SHIFT, -radius, radius).reshape(classes.shape)
+    rounded = (sums + COEFFICIENT_ONE // 2) >> COEFFICIENT_SHIFT
+    prediction = np.clip(rounded, -radius, radius)
+    fraction = np.where(prediction == rounded, sums - (rounded << COEFFICIENT_SHIFT), 0)
+    return prediction.reshape(classes.shape), fraction.reshape(classes.shape)
+
+
+def _centring(fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sign, offset) per pixel: the error times sign is coded with tables centred at offset/8 ≥ 0.
+
+    The fraction f (in 1/64 levels) is where the error's distribution centres;
+    flipping the sign where f < 0 puts every centre on the positive side, and
+    |f| rounded to eighths picks the centre.
+    """
+    sign = np.where(fraction < 0, -1, 1)
+    shift = COEFFICIENT_SHIFT - 3
+    return sign, (np.abs(fraction) + (1 << (shift - 1))) >> shift
 
 
 def _split(keys: np.ndarray, size: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
@@ -317,7 +363,7 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
     state = _State(preview, max_error)
     if residual.size and np.abs(residual).max() > state.radius:
         raise ValueError("residual exceeds its radius")
-    span = 4 * state.radius
+    span = 2 * state.radius
     channel_order = CHANNEL_ORDER[residual.shape[2]]
     side = bytearray()
     groups = []
@@ -327,26 +373,28 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
         inputs, own = state.features(phase, channel, channel_order)
         classes = state.classes(own, target.shape)
         coefficients = {}
-        stacked = _stack(inputs) if inputs else None
-        if inputs:
-            order, present = _split(classes, len(CLASS_THRESHOLDS) + 1)
-            for k, start, stop in present:
-                rows = order[start:stop] if stop - start >= 4 * len(inputs) else slice(None)
-                coefficients[k] = _fit(stacked[rows], target.ravel()[rows])
-                side += coefficients[k].astype(np.int8).tobytes()
-        prediction = _predict(stacked, classes, coefficients, state.radius)
+        stacked = _stack(inputs)
+        order, present = _split(classes, len(CLASS_THRESHOLDS) + 1)
+        for k, start, stop in present:
+            rows = order[start:stop] if stop - start >= 4 * len(inputs) else slice(None)
+            coefficients[k] = _fit(stacked[rows], target.ravel()[rows])
+            side += coefficients[k].astype(np.int8).tobytes()
+        prediction, fraction = _predict(stacked, classes, coefficients, state.radius)
         error = target - prediction
-        order, present = _split(state.contexts(phase, channel, classes, first), CONTEXTS)
-        flat = error.ravel()
-        for _, start, stop in present:
-            values = flat[order[start:stop]]
-            table = _best_table(values, span)
+        sign, offset = _centring(fraction)
+        keys = state.contexts(phase, channel, classes, first) * OFFSET_STEPS + offset
+        order, present = _split(keys, CONTEXTS * OFFSET_STEPS)
+        coded = (error * sign).ravel()[order]
+        centres = offset.ravel()[order]
+        for _, parts in _by_context(present):
+            first_start, last_stop = parts[0][1], parts[-1][2]
+            table = _best_table(coded[first_start:last_stop], centres[first_start:last_stop], span)
             side.append(table)
-            groups.append((table, values))
+            groups += [(table, key % OFFSET_STEPS, coded[start:stop]) for key, start, stop in parts]
         state.store(phase, channel, target, error)
     coder = ans.new_encoder()
-    for index, values in reversed(groups):
-        coder.encode_reverse((values + span).astype(np.int32), _model(index, span))
+    for table, centre, values in reversed(groups):
+        coder.encode_reverse((values + span).astype(np.int32), _model(table, span, centre))
     return struct.pack("<II", checksum, len(side)) + bytes(side) + ans.to_bytes(coder)
 
 
@@ -373,25 +421,26 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
     side = _SideReader(payload[8 : 8 + side_length])
     coder = ans.open_decoder(payload[8 + side_length :], PAYLOAD)
     state = _State(preview, max_error)
-    span = 4 * state.radius
+    span = 2 * state.radius
     channel_order = CHANNEL_ORDER[channels]
     try:
         for phase, channel, first in _walk(preview.shape):
             y0, x0, stride, _ = PHASES[phase]
             inputs, own = state.features(phase, channel, channel_order)
             classes = state.classes(own, state.q[y0::stride, x0::stride, channel].shape)
-            present = np.flatnonzero(np.bincount(classes.ravel(), minlength=len(CLASS_THRESHOLDS) + 1)) if inputs else []
+            present = np.flatnonzero(np.bincount(classes.ravel(), minlength=len(CLASS_THRESHOLDS) + 1))
             coefficients = {int(k): side.take(len(inputs)) for k in present}
-            prediction = _predict(_stack(inputs) if inputs else None, classes, coefficients, state.radius)
-            order, groups = _split(state.contexts(phase, channel, classes, first), CONTEXTS)
+            prediction, fraction = _predict(_stack(inputs), classes, coefficients, state.radius)
+            sign, offset = _centring(fraction)
+            keys = state.contexts(phase, channel, classes, first) * OFFSET_STEPS + offset
+            order, groups = _split(keys, CONTEXTS * OFFSET_STEPS)
             flat = np.zeros(prediction.size, dtype=np.int64)
-            for _, start, stop in groups:
-                table = int(side.take(1)[0]) & 0xFF
-                if table >= GEOMETRIC_TABLES:
-                    raise CdcFormatError(f"{PAYLOAD} names an unknown table")
-                decoded = coder.decode(_model(table, span), stop - start)
-                flat[order[start:stop]] = np.asarray(decoded, dtype=np.int64) - span
-            error = flat.reshape(prediction.shape)
+            for _, parts in _by_context(groups):
+                table = int(side.take(1)[0]) & 0xFF  # every byte names a table
+                for key, start, stop in parts:
+                    decoded = coder.decode(_model(table, span, key % OFFSET_STEPS), stop - start)
+                    flat[order[start:stop]] = np.asarray(decoded, dtype=np.int64) - span
+            error = flat.reshape(prediction.shape) * sign
             values = prediction + error
             if values.size and np.abs(values).max() > state.radius:
                 raise CdcFormatError("exact-stage residual out of range")
@@ -411,18 +460,34 @@ def residual_radius(max_error: int) -> int:
     return (255 + max_error) // (2 * max_error + 1)
 
 
-def _best_table(values: np.ndarray, radius: int) -> int:
-    """The family member that codes `values` in the fewest bits (the encoder's choice only)."""
-    hist = np.bincount(values + radius, minlength=2 * radius + 1).astype(np.float64)
-    return int(np.argmin(_code_lengths(radius) @ hist))
+def _by_context(groups: list[tuple[int, int, int]]):
+    """(context, [(key, start, stop), ...]) from `_split`'s groups of context·OFFSET_STEPS + offset keys."""
+    for context, parts in itertools.groupby(groups, key=lambda group: group[0] // OFFSET_STEPS):
+        yield context, list(parts)
 
 
-@lru_cache(maxsize=8)
-def _code_lengths(radius: int) -> np.ndarray:
-    """(GEOMETRIC_TABLES, 2·radius + 1) bits of every value under every family member."""
-    return np.stack([-np.log2(geometric_table(i, radius) / TABLE_TOTAL) for i in range(GEOMETRIC_TABLES)])
+def _best_table(values: np.ndarray, offsets: np.ndarray, span: int) -> int:
+    """The family member that codes one context's values (each at its centre) in the fewest bits.
+
+    The encoder's choice only: one histogram over (centre, value) pairs against
+    every table's code lengths.
+    """
+    width = 2 * span + 1
+    hist = np.bincount(offsets * width + values + span, minlength=OFFSET_STEPS * width)
+    present = np.flatnonzero(hist)
+    return int(np.argmin(_code_lengths(span)[:, present] @ hist[present]))
 
 
-@lru_cache(maxsize=512)
-def _model(index: int, radius: int):
-    return constriction.stream.model.Categorical(geometric_table(index, radius).astype(np.float64) / TABLE_TOTAL, perfect=False)
+@lru_cache(maxsize=2)
+def _code_lengths(span: int) -> np.ndarray:
+    """(ERROR_TABLES, OFFSET_STEPS·(2·span + 1)) bits of every (centre, value) under every family member."""
+    return np.concatenate(
+        [np.stack([-np.log2(error_table(i, span, j) / TABLE_TOTAL) for i in range(ERROR_TABLES)]) for j in range(OFFSET_STEPS)],
+        axis=1,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _model(index: int, span: int, offset: int):
+    table = error_table(index, span, offset).astype(np.float64) / TABLE_TOTAL
+    return constriction.stream.model.Categorical(table, perfect=False)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdcodec.bitstream import CdcFormatError, StageKind, describe, pack, unpack
-from cdcodec.bitstream.residual import GEOMETRIC_TABLES, TABLE_TOTAL, geometric_table
+from cdcodec.bitstream.residual import ERROR_TABLES, OFFSET_STEPS, TABLE_TOTAL, error_table
 from cdcodec.bitstream.residual import residual_radius
 from cdcodec.codec.exact import quantize_residual, reconstruct
 from cdcodec.codec.pipeline import decode, encode
@@ -89,11 +89,23 @@ def test_quantized_residual_reconstructs_within_bound(residual, preview, bound):
     assert abs(int(out[0, 0, 0]) - original) <= bound
 
 
-def test_geometric_tables_are_valid_integer_tables():
-    for index in (0, 7, GEOMETRIC_TABLES - 1):
-        table = geometric_table(index, 20)
-        assert table.sum() == TABLE_TOTAL and table.min() >= 1
-        assert table.argmax() == 20 and np.array_equal(table, table[::-1])
+def test_error_tables_are_valid_integer_tables():
+    for index in (0, 7, 64, 200, ERROR_TABLES - 1):
+        for offset in range(OFFSET_STEPS):
+            table = error_table(index, 20, offset)
+            assert table.dtype == np.int64 and table.sum() == TABLE_TOTAL and table.min() >= 1
+        centred = error_table(index, 20, 0)
+        assert centred.argmax() == 20 and np.array_equal(centred, centred[::-1])
+        # centred at +1/2: the values 0 and +1 are (up to the remainder at 0) equally likely,
+        # and the table is mirrored about 1/2 apart from its outermost value
+        half = error_table(index, 20, OFFSET_STEPS - 1)
+        assert 0 <= int(half[20]) - int(half[21]) <= 41
+        assert np.array_equal(half[22:], half[1:20][::-1])
+
+
+def test_error_tables_grow_wider_with_scale():
+    spread = [np.abs(np.arange(-40, 41)) @ error_table(i, 40, 0) for i in range(0, 64, 8)]
+    assert spread == sorted(spread)
 
 
 @settings(max_examples=150, deadline=None)
