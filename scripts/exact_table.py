@@ -3,7 +3,8 @@
 For every image: cdcodec --lossless and --max-error 1, 2 (on three bases: one
 lossy stage at the coarsest quality level, the smallest exact files; one lossy
 stage at the default level; every lossy stage, the default), checked pixel by pixel (exact, or within
-D); PNG, WebP lossless, JPEG XL lossless (imagecodecs defaults) and JPEG-LS
+D); PNG, WebP lossless, JPEG XL lossless (effort 5, imagecodecs' default, and
+effort 7, libjxl's own default, as cjxl uses it) and JPEG-LS
 lossless and near-lossless (NEAR = 1, 2), each decoded and checked the same way.
 Rates are bits per sub-pixel from the real encoded bytes. Also times cdcodec's
 lossless encode and decode of each image in-process (one thread count as given).
@@ -34,7 +35,9 @@ def baselines(image: np.ndarray) -> dict[str, tuple[bytes, np.ndarray, int]]:
     out = {}
     out["PNG"] = (png := imagecodecs.png_encode(image, level=9), imagecodecs.png_decode(png), 0)
     out["WebP lossless"] = (w := imagecodecs.webp_encode(image, lossless=True), imagecodecs.webp_decode(w), 0)
-    out["JPEG XL lossless"] = (j := imagecodecs.jpegxl_encode(image, lossless=True), imagecodecs.jpegxl_decode(j), 0)
+    for effort in (5, 7):
+        data = imagecodecs.jpegxl_encode(image, lossless=True, effort=effort, numthreads=1)
+        out[f"JPEG XL lossless e{effort}"] = (data, imagecodecs.jpegxl_decode(data), 0)
     for near in (0, 1, 2):
         data = imagecodecs.jpegls_encode(image, level=near)
         out[f"JPEG-LS NEAR={near}"] = (data, imagecodecs.jpegls_decode(data), near)
