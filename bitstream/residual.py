@@ -11,7 +11,8 @@ signed bytes. Its inputs, all known to the decoder at that point, are the
 already decoded pixels around the pixel (minus the preview there), the
 preview's own detail at the pixel, for red and blue what green (and red)
 turned out to be at the same pixel and around it, and a constant (the
-intercept: Kodak's red and blue are off by half a level on average). The class
+intercept: on Kodak, red's and blue's errors sat up to half a level off zero
+in many contexts). The class
 picks one of several predictors by how busy the neighbourhood is (flat areas
 want averaging, textured ones something else).
 
