@@ -138,10 +138,14 @@ def default_model_id() -> str:
     return manifest["default"]
 
 
-@lru_cache(maxsize=4)
 def load_shipped(model_id: str | None = None) -> tuple[CascadeCodec, bytes]:
     """Load a model from trained/ by id (the default one when None), verifying its sha256."""
-    model_id = model_id or default_model_id()
+    return _load_shipped_id(model_id or default_model_id())
+
+
+@lru_cache(maxsize=4)
+def _load_shipped_id(model_id: str) -> tuple[CascadeCodec, bytes]:
+    """The cached load, keyed by the resolved id (so None and the default id share one entry)."""
     for entry in read_manifest()["models"]:
         if entry["id"] == model_id:
             path = trained_dir() / entry["file"]

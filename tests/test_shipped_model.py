@@ -8,7 +8,7 @@ from PIL import Image
 
 import cdcodec
 from cdcodec.bitstream import truncate, unpack
-from cdcodec.codec.weights import default_model_id, file_digest, read_manifest, trained_dir
+from cdcodec.codec.weights import default_model_id, file_digest, load_shipped, read_manifest, trained_dir
 
 
 def psnr(a, b):
@@ -25,6 +25,12 @@ def test_manifest_matches_the_weights_on_disk():
         assert {"command", "data", "device", "settings"} <= set(entry["training"])
     total = sum((trained_dir() / m["file"]).stat().st_size for m in manifest["models"])
     assert total <= 50 * 1024 * 1024
+
+
+def test_the_default_model_loads_once_whether_named_or_not():
+    codec, digest = load_shipped(None)
+    named_codec, named_digest = load_shipped(default_model_id())
+    assert named_codec is codec and named_digest == digest
 
 
 def check_progressive(image: np.ndarray) -> None:
