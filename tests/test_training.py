@@ -59,14 +59,14 @@ def test_interrupted_stage_resumes_mid_stage(tmp_path, monkeypatch):
     config = preset_config("tiny", "test-train")
     # A checkpoint as an interrupted run leaves it: stage 1 initialised, 5 of 6 steps done.
     codec = CascadeCodec(config)
-    optimizer = train_module._optimizer(codec, 0, settings((6, 1)))
+    optimizer = train_module.stage_optimizer(codec, 0, settings((6, 1)))
     codec.stages[0].prior.bits(torch.zeros(1, 48, 2, 2)).backward()
     optimizer.step()
     save_checkpoint(work / CHECKPOINT, codec, optimizer, {"stage": 0, "step": 5, "initialised": True, "log": []})
 
     initialised = []
-    real_init = train_module._init_stage
-    monkeypatch.setattr(train_module, "_init_stage", lambda c, k, *a: (initialised.append(k), real_init(c, k, *a)))
+    real_init = train_module.init_stage
+    monkeypatch.setattr(train_module, "init_stage", lambda c, k, *a: (initialised.append(k), real_init(c, k, *a)))
     train_cascade(config, folder, work, settings((6, 1)), progress=False)
     assert initialised == [1]  # stage 1 was not re-initialised, only stage 2 started fresh
     log = json.loads((work / "log.json").read_text())
@@ -116,3 +116,20 @@ def test_per_layer_loss_and_selu_variants_train_and_record_their_time(tmp_path):
     assert all(entry["train_seconds"] > 0 for entry in log)
     image = smooth_image(20, 20, seed=3)
     assert decode(encode(image, model=selu_out), model=selu_out).shape == image.shape
+
+
+def test_throughput_times_every_stage_and_trains_it():
+    import numpy as np
+
+    from cdcodec.codec.training.data import CropSampler
+    from cdcodec.codec.training.throughput import measure_throughput
+
+    sampler = CropSampler([smooth_image(40, 48, seed=s) for s in range(2)], crop=16)
+    config = preset_config("tiny", "test-throughput")
+    results = measure_throughput(config, sampler, settings((1, 1)), steps=2, warmup=1)
+    assert [r.stage for r in results] == [1, 2]
+    for r in results:
+        assert r.steps == 2 and r.step_seconds > 0 and r.data_seconds > 0
+        row = r.as_dict(batch=2, crop=16)
+        assert np.isclose(row["images_per_second"], 2 * row["steps_per_second"], rtol=1e-2)
+        assert np.isclose(row["steps_per_second"], 1 / (r.step_seconds + r.data_seconds), rtol=1e-2)

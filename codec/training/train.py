@@ -79,10 +79,10 @@ def train_cascade(
     while state["stage"] < codec.num_stages:
         k = state["stage"]
         if not state["initialised"]:
-            _init_stage(codec, k, sampler, settings, dev)
+            init_stage(codec, k, sampler, settings, dev)
             state.update(initialised=True, step=0)
             optimizer_state = None
-        optimizer = _optimizer(codec, k, settings)
+        optimizer = stage_optimizer(codec, k, settings)
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
             optimizer_state = None
@@ -107,7 +107,7 @@ def train_cascade(
     return codec
 
 
-def _optimizer(codec: CascadeCodec, k: int, settings: TrainSettings) -> torch.optim.Optimizer:
+def stage_optimizer(codec: CascadeCodec, k: int, settings: TrainSettings) -> torch.optim.Optimizer:
     for i, stage in enumerate(codec.stages):
         stage.requires_grad_(i == k)
     stage = codec.stages[k]
@@ -130,7 +130,7 @@ def _previous(codec: CascadeCodec, k: int, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _init_stage(codec: CascadeCodec, k: int, sampler: CropSampler, settings: TrainSettings, dev) -> None:
+def init_stage(codec: CascadeCodec, k: int, sampler: CropSampler, settings: TrainSettings, dev) -> None:
     stage = codec.stages[k]
     codec.eval()
     if stage.config.basis == "previous":
@@ -169,24 +169,11 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
     bar = tqdm(total=total, initial=state["step"], desc=f"stage {k + 1}", disable=not progress, dynamic_ncols=True)
     started = time.monotonic() - state.get("seconds", 0.0)  # training time of this stage, across resumes
     while state["step"] < total:
-        codec.eval()
-        stage.train()
         x = sampler.batch(settings.batch).to(dev, non_blocking=True)
-        prev = _previous(codec, k, x)
         factor = _lr_factor(state["step"], total)
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * factor
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            recon, bits, estimate = stage(x, prev)
-        mse = torch.mean((recon.float() - x) ** 2)
-        bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
-        loss = bpp + lam * mse
-        if settings.intermediate_loss:
-            loss = loss + settings.intermediate_loss * lam * torch.mean((estimate.float() - x) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(stage.parameters(), 1.0)
-        optimizer.step()
+        loss, mse, bpp = training_step(codec, k, x, optimizer, lam, settings, use_amp)
         state["step"] += 1
         state["seconds"] = time.monotonic() - started
         bar.update(1)
@@ -201,6 +188,31 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
     bar.close()
     for group, base in zip(optimizer.param_groups, base_lrs):
         group["lr"] = base
+
+
+def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: float, settings: TrainSettings, use_amp: bool):
+    """One optimisation step of stage k (the others frozen) on batch x: returns (loss, mse, bpp).
+
+    The loss is the stage's estimated rate in bits per pixel plus λ times the
+    distortion after the stage (and, with settings.intermediate_loss, a second
+    distortion term on its linear estimate). bfloat16 autocast when use_amp.
+    """
+    stage = codec.stages[k]
+    codec.eval()
+    stage.train()
+    prev = _previous(codec, k, x)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        recon, bits, estimate = stage(x, prev)
+    mse = torch.mean((recon.float() - x) ** 2)
+    bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
+    loss = bpp + lam * mse
+    if settings.intermediate_loss:
+        loss = loss + settings.intermediate_loss * lam * torch.mean((estimate.float() - x) ** 2)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(stage.parameters(), 1.0)
+    optimizer.step()
+    return loss, mse, bpp
 
 
 @torch.no_grad()
