@@ -21,7 +21,7 @@ from cdcodec.experiments.cascade import algorithms as algs
 from cdcodec.experiments.cascade.cli import cascade_command
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset, load_images, read_idx
-from cdcodec.experiments.cascade.evaluate import ssim_per_image
+from cdcodec.experiments.cascade.evaluate import ssim_per_image, stage_psnrs
 from cdcodec.experiments.cascade.models import CascadeAutoencoder, Decoder, Discriminator, Encoder
 from cdcodec.experiments.cascade.rate import Quantizer, fit_tables, measure_rate
 from cdcodec.experiments.cascade.summary import delta_sign
@@ -225,6 +225,14 @@ def test_ssim_of_identical_and_different_images():
     assert (ssim_per_image(x, noisy) < 0.9).all()
 
 
+def test_stage_psnr_on_eight_bit_pixels():
+    x = _unit(_images(4)).numpy()
+    assert stage_psnrs(x, [x]) == [float("inf")]
+    pixels = (x + 1.0) * 127.5
+    off_by_two = np.where(pixels > 127, pixels - 2, pixels + 2) / 127.5 - 1.0  # every pixel 2 levels off
+    assert np.isclose(stage_psnrs(x, [off_by_two])[0], 10 * np.log10(255.0**2 / 4), atol=0.2)
+
+
 def test_rate_coding_round_trips_and_counts_real_bytes():
     rng = np.random.default_rng(0)
     z_train = rng.normal(0, [1.0, 3.0, 0.1], size=(500, 3))
@@ -266,8 +274,13 @@ def test_command_runs_all_ten_paper_algorithms(tmp_path):
             "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
     result = CliRunner().invoke(cascade_command, args)
     assert result.exit_code == 0, result.output
-    table_names = [line.split()[0] for line in result.stdout.splitlines() if line and line.split()[0] in algs.BY_NAME]
+    table, per_stage = result.stdout.split("Per stage, mean over seeds")
+    table_names = [line.split()[0] for line in table.splitlines() if line and line.split()[0] in algs.BY_NAME]
     assert table_names == [a.name for a in algs.PAPER_ALGORITHMS]
+    stage_lines = {line.split()[0]: line for line in per_stage.splitlines()[1:] if line}
+    assert list(stage_lines) == table_names
+    assert stage_lines["RCDAE"].split("|")[1].count("->") == 2  # three stages of PSNR
+    assert stage_lines["AE"].split("|")[1].count("->") == 0
     assert "fewer than the paper's 100" in result.stdout
     record = json.loads((tmp_path / "out" / "mnist-e1.json").read_text())
     assert record["epochs_per_stage"] == 1 and record["seeds"] == [0, 1]

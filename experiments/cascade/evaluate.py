@@ -50,3 +50,17 @@ def decode_all_stages(model: CascadeAutoencoder, z: torch.Tensor, chunk: int = 4
 def stage_ssims(originals: np.ndarray, reconstructions: list[np.ndarray]) -> list[float]:
     """Mean test SSIM of every stage."""
     return [float(ssim_per_image(originals, r).mean()) for r in reconstructions]
+
+
+def stage_psnrs(originals: np.ndarray, reconstructions: list[np.ndarray]) -> list[float]:
+    """PSNR (dB, peak 255) of every stage over the whole test split, on the same 8-bit pixels as SSIM.
+
+    The decoders are trained on squared error; PSNR shows what that objective
+    gains stage by stage, which SSIM on near-constant backgrounds can hide.
+    """
+    a = to_pixels(originals).astype(np.float64)
+    out = []
+    for r in reconstructions:
+        mse = float(np.mean((a - to_pixels(r).astype(np.float64)) ** 2))
+        out.append(float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse))
+    return out

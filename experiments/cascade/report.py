@@ -51,6 +51,11 @@ def format_table(dataset: str, spec: ExperimentSpec, rows: list[Row]) -> str:
             f"{r.delta_sign:>3} {_fmt(r.paper_ssim):>10} {_fmt(r.paper_delta, signed=True):>11} "
             f"{_pm(r.bits_mean, r.bits_std, 1):>14} {_pm(r.ssim_q_mean, r.ssim_q_std):>19}"
         )
+    lines += ["", "Per stage, mean over seeds (stage 1 -> 2 -> 3): test SSIM | test PSNR in dB (8-bit pixels, whole split)"]
+    for r in rows:
+        ssim = " -> ".join(f"{v:.4f}" for v in r.stage_ssim_mean)
+        psnr = " -> ".join(f"{v:.2f}" for v in r.stage_psnr_mean)
+        lines.append(f"{r.algorithm:<9} {ssim} | {psnr}")
     return "\n".join(lines)
 
 

@@ -52,6 +52,7 @@ class RunResult:
     seed: int
     stage_ssim: list[float]
     stage_ssim_quantized: list[float]
+    stage_psnr: list[float]
     rate: rate.RateReport
     train_seconds: float  # 0 for stages taken from the cache
 
@@ -144,6 +145,7 @@ def run_experiment(splits: ImageSplits, spec: ExperimentSpec) -> ExperimentOutpu
                         seed=seed,
                         stage_ssim=evaluate.stage_ssims(splits.test, stages),
                         stage_ssim_quantized=evaluate.stage_ssims(splits.test, stages_q),
+                        stage_psnr=evaluate.stage_psnrs(splits.test, stages),
                         rate=report,
                         train_seconds=seconds,
                     )

@@ -35,6 +35,7 @@ class Row:
     bits_std: float
     bits_single_mean: float
     stage_ssim_mean: list[float]
+    stage_psnr_mean: list[float]
     paper_ssim: float | None
     paper_delta: float | None
 
@@ -86,6 +87,7 @@ def summarise(dataset: str, runs: list[RunResult]) -> list[Row]:
                 bits_std=b_std,
                 bits_single_mean=float(np.mean([r.rate.bits_per_image_single for r in mine])),
                 stage_ssim_mean=stages,
+                stage_psnr_mean=np.mean([r.stage_psnr for r in mine], axis=0).tolist(),
                 paper_ssim=paper_ssim(dataset, name),
                 paper_delta=paper_delta(dataset, name),
             )
