@@ -150,3 +150,23 @@ def test_exact_payload_with_a_false_side_length_is_refused():
         payload[4:8] = side_length.to_bytes(4, "little")
         with pytest.raises(CdcFormatError):
             decode_residual(bytes(payload), preview, 0)
+
+
+def test_a_payload_written_by_an_earlier_build_still_decodes():
+    """Files must decode the same on every machine and in every later build of format 3.
+
+    The fixture was written by the format-3 encoder when that format was made
+    (a 9×7 RGB residual over a formula preview, checksum field 1234). If this
+    fails, the exact stage's decoding changed: that needs a new FORMAT_VERSION.
+    """
+    from pathlib import Path
+
+    from cdcodec.bitstream.residual import decode_residual
+
+    y, x, c = np.meshgrid(np.arange(9), np.arange(7), np.arange(3), indexing="ij")
+    original = (y * y * 7 + x * 13 + c * 29 + (x * y) % 17) % 256
+    preview = (37 * y + 11 * x + 50 * c) % 256
+    payload = (Path(__file__).parent / "fixtures" / "exact-payload-v3.bin").read_bytes()
+    residual, checksum = decode_residual(payload, preview, 0)
+    assert checksum == 1234
+    assert np.array_equal(residual, original - preview)
