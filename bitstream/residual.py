@@ -12,9 +12,8 @@ already decoded pixels around the pixel (minus the preview there), the
 preview's own detail at the pixel, for red and blue what green (and red)
 turned out to be at the same pixel and around it, and a constant (the
 intercept: on Kodak, red's and blue's errors sat up to half a level off zero
-in many contexts). The class
-picks one of several predictors by how busy the neighbourhood is (flat areas
-want averaging, textured ones something else).
+in many contexts). The class picks one of several predictors by how busy the
+neighbourhood is (flat areas want averaging, textured ones something else).
 
 The prediction is kept to 1/64 of a level. Its integer part is subtracted; the
 fraction left over says where the error's distribution is centred (between 0
@@ -404,7 +403,7 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
         coded = (error * sign).ravel()[order]
         symbols = (coded + span).astype(np.int32)
         centres = offset.ravel()[order]
-        for _, parts in _by_context(present):
+        for parts in _by_context(present):
             first_start, last_stop = parts[0][1], parts[-1][2]
             table = _best_table(coded[first_start:last_stop], centres[first_start:last_stop], span)
             side.append(table)
@@ -453,7 +452,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
             keys = state.contexts(phase, channel, classes, first) * OFFSET_STEPS + offset
             order, groups = _split(keys, CONTEXTS * OFFSET_STEPS)
             flat = np.zeros(prediction.size, dtype=np.int64)
-            for _, parts in _by_context(groups):
+            for parts in _by_context(groups):
                 table = int(side.take(1)[0]) & 0xFF  # every byte names a table
                 for key, start, stop in parts:
                     decoded = coder.decode(_model(table, span, key % OFFSET_STEPS), stop - start)
@@ -479,9 +478,9 @@ def residual_radius(max_error: int) -> int:
 
 
 def _by_context(groups: list[tuple[int, int, int]]):
-    """(context, [(key, start, stop), ...]) from `_split`'s groups of context·OFFSET_STEPS + offset keys."""
-    for context, parts in itertools.groupby(groups, key=lambda group: group[0] // OFFSET_STEPS):
-        yield context, list(parts)
+    """`_split`'s groups of context·OFFSET_STEPS + offset keys, as one [(key, start, stop), ...] list per context."""
+    for _, parts in itertools.groupby(groups, key=lambda group: group[0] // OFFSET_STEPS):
+        yield list(parts)
 
 
 def _best_table(values: np.ndarray, offsets: np.ndarray, span: int) -> int:
@@ -496,7 +495,7 @@ def _best_table(values: np.ndarray, offsets: np.ndarray, span: int) -> int:
     return int(np.argmin(_code_lengths(span)[:, present] @ hist[present]))
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)  # one per maximum error in use: a bench run codes D = 0, 1, 2 in turn
 def _code_lengths(span: int) -> np.ndarray:
     """(ERROR_TABLES, OFFSET_STEPS·(2·span + 1)) bits of every (centre, value) under every family member."""
     return np.concatenate(

@@ -25,8 +25,7 @@ from PIL import Image
 
 import cdcodec
 from cdcodec.codec.pipeline import get_model
-
-SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff"}
+from cdcodec.codec.training.data import list_images
 
 
 def bundled_photos() -> dict[str, np.ndarray]:
@@ -62,8 +61,7 @@ def main() -> None:
     stages = model.codec.num_stages
     images = bundled_photos()
     if args.images is not None:
-        files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in SUFFIXES)
-        for path in files[: args.limit or None]:
+        for path in list_images(args.images)[: args.limit or None]:
             images[path.name] = np.asarray(Image.open(path).convert("RGB"))
     trips, failures = [], []
     start = time.perf_counter()

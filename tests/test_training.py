@@ -118,7 +118,7 @@ def test_per_layer_loss_and_selu_variants_train_and_record_their_time(tmp_path):
     assert decode(encode(image, model=selu_out), model=selu_out).shape == image.shape
 
 
-def test_throughput_times_every_stage_and_trains_it():
+def test_throughput_times_every_stage():
     import numpy as np
 
     from cdcodec.codec.training.data import CropSampler
