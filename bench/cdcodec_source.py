@@ -6,6 +6,8 @@ with the rate taken from the exact prefix bytes (`cdcodec.bitstream.truncate`) a
 the reconstruction from decoding those bytes, never from the full file. The exact
 modes (lossless, near-lossless with D = 1, 2) are two further sources, measured
 on one lossy stage at the coarsest quality level, cdcodec's smallest exact files.
+Each source names the shipped model it measures (None: the default model), so
+the MS-SSIM model is one more curve beside the default MSE model.
 """
 
 from __future__ import annotations
@@ -23,26 +25,26 @@ def stage_setting(stages: int, quality: int | None = None) -> str:
     return f"stages={stages}" if quality is None else f"q{quality} stages={stages}"
 
 
-def _quality_levels(cdcodec) -> list[int | None]:
-    """Every quality level the shipped model offers ([None] for a cdcodec without levels)."""
+def _quality_levels(cdcodec, model: str | None = None) -> list[int | None]:
+    """Every quality level the model offers ([None] for a cdcodec without levels)."""
     count = getattr(cdcodec, "quality_levels", None)
-    return [None] if count is None else list(range(count()))
+    return [None] if count is None else list(range(count(model)))
 
 
-def cdcodec_points(image: np.ndarray):
+def cdcodec_points(image: np.ndarray, model: str | None = None):
     """For every quality level: encode `image` once with all stages, then yield each stage prefix.
 
     Every point carries its level's full encode time, since one encode makes all its prefixes.
     """
     cdcodec = importlib.import_module("cdcodec")
     bitstream = importlib.import_module("cdcodec.bitstream")
-    for quality in _quality_levels(cdcodec):
-        options = {} if quality is None else {"quality": quality}
+    for quality in _quality_levels(cdcodec, model):
+        options = {"model": model} if quality is None else {"quality": quality, "model": model}
         data, encode_s = timed(lambda: cdcodec.encode(image, **options))
         total = bitstream.unpack(data).stages_present
         for stages in range(1, total + 1):
             prefix = bitstream.truncate(data, stages)
-            decoded, decode_s = timed(lambda: cdcodec.decode(prefix))
+            decoded, decode_s = timed(lambda: cdcodec.decode(prefix, model=model))
             yield Encoded(stage_setting(stages, quality), prefix, np.asarray(decoded), encode_s, decode_s)
 
 
@@ -56,7 +58,7 @@ def exact_points(image: np.ndarray, settings):
         yield Encoded(setting, data, np.asarray(decoded), encode_s, decode_s)
 
 
-def warm_up() -> None:
+def warm_up(model: str | None = None) -> None:
     """Encode and decode a small image once, untimed.
 
     cdcodec loads its weights on first use; without this the first image's encode
@@ -64,20 +66,22 @@ def warm_up() -> None:
     """
     cdcodec = importlib.import_module("cdcodec")
     rng = np.random.default_rng(0)
-    cdcodec.decode(cdcodec.encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)))
+    cdcodec.decode(cdcodec.encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), model=model), model=model)
 
 
 class CdcodecSource:
     """Duck-types `codecs.Codec` for the runner: name, label, kind, availability, points."""
 
-    def __init__(self, name: str, label: str, kind: str, settings=None) -> None:
+    def __init__(self, name: str, label: str, kind: str, settings=None, model: str | None = None) -> None:
         self.name, self.label, self.kind, self.settings = name, label, kind, tuple(settings or ())
+        self.model = model
         self.setting_name = "quality level and stages" if kind == LOSSY else "mode (1 lossy stage at quality 0 below)"
         self.params = {
             "library": "cdcodec",
             "points": "per quality level: encode once, decode each stage prefix"
             if kind == LOSSY
             else "encode --stages 1 --quality 0 with an exact final stage, decode all",
+            "model": model or "default",
         }
         self._warm = False
 
@@ -97,7 +101,7 @@ class CdcodecSource:
             return f"{' and '.join(missing)} not available yet"
         if not self._warm:
             try:
-                warm_up()
+                warm_up(self.model)
             except Exception as error:  # e.g. no trained weights shipped yet: skip, do not fail every image
                 return f"cannot encode yet: {type(error).__name__}: {error}"
             self._warm = True
@@ -105,13 +109,16 @@ class CdcodecSource:
 
     def points(self, image: np.ndarray):
         if not self._warm:
-            warm_up()
+            warm_up(self.model)
             self._warm = True
         if self.kind == LOSSY:
-            return cdcodec_points(image)
+            return cdcodec_points(image, self.model)
         return exact_points(image, self.settings)
 
 
 CDCODEC = CdcodecSource("cdcodec", "cdcodec", LOSSY)
 CDCODEC_LOSSLESS = CdcodecSource("cdcodec-lossless", "cdcodec lossless", LOSSLESS, ("lossless",))
 CDCODEC_NEAR = CdcodecSource("cdcodec-near", "cdcodec near-lossless", NEAR_LOSSLESS, (1, 2))
+#: The second shipped model, trained for MS-SSIM instead of squared error.
+MS_SSIM_MODEL = "cdc-msssim-1"
+CDCODEC_MSSSIM = CdcodecSource("cdcodec-msssim", "cdcodec, MS-SSIM model", LOSSY, model=MS_SSIM_MODEL)

@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 
 from .bdrate import METHODS
-from .cdcodec_source import CDCODEC, CDCODEC_LOSSLESS, CDCODEC_NEAR
+from .cdcodec_source import CDCODEC, CDCODEC_LOSSLESS, CDCODEC_MSSSIM, CDCODEC_NEAR
 from .codecs import BASELINES
 from .images import bundled_images, folder_images
 from .plots import write_plots
 from .report import format_summary, summarise
 from .run import describe_codec, results_document, reusable, run, split_available
 
-ALL_SOURCES = (CDCODEC, CDCODEC_LOSSLESS, CDCODEC_NEAR, *BASELINES)
+ALL_SOURCES = (CDCODEC, CDCODEC_MSSSIM, CDCODEC_LOSSLESS, CDCODEC_NEAR, *BASELINES)
 DEFAULT_REFERENCE = "webp"
 
 

@@ -37,14 +37,17 @@ from .output import CliError
 @click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--intermediate-loss", default=0.0, show_default=True, help="Weight of a distortion term on each stage's linear estimate (per-layer loss).")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True, help="Distortion each stage is trained to lower: squared error, or 1 - MS-SSIM.")
+@click.option("--init", "init_model", default=None, help="Fine-tune this model (a shipped model id or a .safetensors path) instead of starting from scratch; same --arch.")
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
-def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, note) -> None:
+def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, init_model, note) -> None:
     """Train a model stage by stage (resumes from --work-dir)."""
     import torch
 
+    from ..codec.pipeline import get_model
     from ..codec.presets import preset_config
     from ..codec.training.data import list_images
-    from ..codec.training.train import TrainSettings, describe_settings, train_cascade
+    from ..codec.training.train import TrainSettings, check_settings, describe_settings, train_cascade
 
     if threads:
         torch.set_num_threads(threads)
@@ -52,20 +55,28 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         steps_per_stage = tuple(int(s) for s in steps.split(","))
         config = preset_config(arch, model_id)
         list_images(data_dir)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+        start_from = get_model(init_model).codec if init_model else None
+    except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     if len(steps_per_stage) != len(config.stages):
         raise CliError(f"--steps needs {len(config.stages)} numbers for {arch}")
+    if start_from is not None and start_from.config.stages != config.stages:
+        raise CliError(f"--init {init_model} is not a {arch} model")
     work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
     out = out or work_dir / f"{model_id}.safetensors"
-    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss)
+    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric)
+    try:
+        check_settings(settings, config)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     started = time.time()
-    train_cascade(config, data_dir, work_dir, settings, device=device, out=out)
+    train_cascade(config, data_dir, work_dir, settings, device=device, out=out, start_from=start_from)
     click.echo(f"wrote {out}", err=True)
     if install:
         record = {
             "command": "cdcodec train " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
             "data": str(data_dir),
+            "fine_tuned_from": init_model,
             "settings": describe_settings(settings),
             "device": device if device != "cpu" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
             "seconds_this_invocation": round(time.time() - started),

@@ -16,7 +16,7 @@ from PIL import Image
 
 import cdcodec
 from cdcodec.bench import bdrate, metrics
-from cdcodec.bench.cdcodec_source import CDCODEC, cdcodec_points
+from cdcodec.bench.cdcodec_source import CDCODEC, CDCODEC_MSSSIM, MS_SSIM_MODEL, cdcodec_points
 from cdcodec.bench.codecs import BASELINES, LOSSLESS, LOSSY, NEAR_LOSSLESS, baseline
 from cdcodec.bench.command import bench_command
 from cdcodec.bench.curves import average_curve, quality_at_rate
@@ -207,12 +207,15 @@ def _fake_cdcodec(monkeypatch):
     Stage 1 carries the raw pixels, so that any prefix can be decoded without side channels.
     """
     steps = (32, 8, 2)
+    models = []
 
-    def encode(image, quality=None):
+    def encode(image, quality=None, model=None):
+        models.append(model)
         header = Header(image.shape[1], image.shape[0], 3, "fake", bytes(32), (StageInfo(StageKind.LATENT),) * 3)
         return pack(header, [image.tobytes(), bytes(100), bytes(200)])
 
-    def decode(data, stages=None):
+    def decode(data, stages=None, model=None):
+        models.append(model)
         parsed = unpack(data)
         present = parsed.stages_present
         assert stages in (None, present), "the benchmark must decode the k-stage prefix itself"
@@ -222,7 +225,8 @@ def _fake_cdcodec(monkeypatch):
 
     monkeypatch.setattr(cdcodec, "encode", encode, raising=False)
     monkeypatch.setattr(cdcodec, "decode", decode, raising=False)
-    monkeypatch.setattr(cdcodec, "quality_levels", lambda: 1, raising=False)
+    monkeypatch.setattr(cdcodec, "quality_levels", lambda model=None: 1, raising=False)
+    encode.models = models
     return encode
 
 
@@ -238,6 +242,15 @@ def test_cdcodec_points_are_stage_prefixes(monkeypatch):
     assert psnrs == sorted(psnrs)
 
 
+def test_ms_ssim_source_codes_with_its_own_model(monkeypatch):
+    encode = _fake_cdcodec(monkeypatch)
+    monkeypatch.setattr(CDCODEC_MSSSIM, "_warm", False)
+    assert CDCODEC_MSSSIM.unavailable() is None
+    points = list(CDCODEC_MSSSIM.points(synthetic()))
+    assert len(points) == 3
+    assert set(encode.models) == {MS_SSIM_MODEL}  # warm-up, encode and every prefix's decode
+
+
 def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypatch):
     _fake_cdcodec(monkeypatch)
     result, doc = _invoke(tmp_path, image_dir, "cdcodec,jpeg420", reference="jpeg420")
@@ -249,11 +262,11 @@ def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypa
 
 
 def test_cdcodec_without_a_model_is_skipped_with_the_reason(monkeypatch):
-    def encode(image):
+    def encode(image, model=None):
         raise FileNotFoundError("no trained model")
 
     monkeypatch.setattr(cdcodec, "encode", encode, raising=False)
-    monkeypatch.setattr(cdcodec, "decode", lambda data, stages=None: None, raising=False)
+    monkeypatch.setattr(cdcodec, "decode", lambda data, stages=None, model=None: None, raising=False)
     monkeypatch.setattr(CDCODEC, "_warm", False)
     assert CDCODEC.unavailable() == "cannot encode yet: FileNotFoundError: no trained model"
 

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from cdcodec.experiments.recursive.cli import recursive_command
-from cdcodec.experiments.recursive.configs import PAPER_TABLE1, TABLE1
+from cdcodec.experiments.recursive.configs import EXTRAS, PAPER_TABLE1, TABLE1
 from cdcodec.experiments.recursive.data import (
     centre_crop, load_faces, split_indices, synthetic_faces, to_tensor)
 from cdcodec.experiments.recursive.evaluate import sse_per_image
@@ -244,7 +244,7 @@ def test_command_runs_all_eight_configurations(tmp_path):
     assert (out / "vae_samples.png").stat().st_size > 0
     # a second invocation resumes every run from the cache
     again = CliRunner().invoke(recursive_command, args)
-    assert again.exit_code == 0 and again.output.count("cached") == 2 * 11
+    assert again.exit_code == 0 and again.output.count("cached") == 2 * (len(TABLE1) + len(EXTRAS))
     assert json.loads((out / "results.json").read_text())["rows"][0]["sse_mean"] == \
         record["rows"][0]["sse_mean"]
 
@@ -254,3 +254,19 @@ def test_command_missing_data_is_one_line(tmp_path):
                                                     "--out", str(tmp_path / "o"), "--no-cache"])
     assert result.exit_code != 0
     assert result.output.strip().count("\n") == 0 and "not found" in result.output
+
+
+def test_recursive_frozen_bn_in_training_mode_moves_only_running_statistics():
+    """frozen_bn="train": frozen batch norms keep updating their statistics, never their weights."""
+    model = tiny("batch")
+    k = 3
+    params = prepare_stage(model, k, frozen_bn="train")
+    bn = model.encoder[0].norm
+    assert bn.training
+    weight, mean = bn.weight.clone(), bn.running_mean.clone()
+    opt = torch.optim.SGD(params, lr=1.0)
+    stage_loss(model, batch(), k, TrainSettings()).backward()
+    opt.step()
+    assert torch.equal(weight, bn.weight)
+    assert not torch.equal(mean, bn.running_mean)
+    assert all(p is not bn.weight and p is not bn.bias for p in params)

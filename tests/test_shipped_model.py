@@ -33,8 +33,8 @@ def test_the_default_model_loads_once_whether_named_or_not():
     assert named_codec is codec and named_digest == digest
 
 
-def check_progressive(image: np.ndarray) -> None:
-    data = cdcodec.encode(image)
+def check_progressive(image: np.ndarray, model: str | None = None) -> None:
+    data = cdcodec.encode(image, model=model)
     stages = unpack(data).stages_present
     assert stages >= 3
     rates, qualities = [], []
@@ -52,6 +52,15 @@ def test_progressive_on_a_bundled_photo():
     from skimage import data
 
     check_progressive(data.astronaut()[::2, ::2].copy())
+
+
+def test_ms_ssim_model_is_progressive_and_named_in_its_files():
+    """The second shipped model: its files decode without naming it (the header does), stage by stage."""
+    from skimage import data
+
+    image = data.astronaut()[::2, ::2].copy()
+    check_progressive(image, "cdc-msssim-1")
+    assert cdcodec.describe(cdcodec.encode(image, model="cdc-msssim-1"))["model_id"] == "cdc-msssim-1"
 
 
 def test_grayscale_photo():

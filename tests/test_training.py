@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from click.testing import CliRunner
@@ -133,3 +134,54 @@ def test_throughput_times_every_stage():
         row = r.as_dict(batch=2, crop=16)
         assert np.isclose(row["images_per_second"], 2 * row["steps_per_second"], rtol=1e-2)
         assert np.isclose(row["steps_per_second"], 1 / (r.step_seconds + r.data_seconds), rtol=1e-2)
+
+
+def test_ms_ssim_fine_tune_starts_from_the_given_model(tmp_path, monkeypatch):
+    """--metric ms-ssim --init: every stage starts from the given weights (no fresh basis or rate model) and trains."""
+    import torch
+
+    from cdcodec.codec.training import train as train_module
+    from cdcodec.codec.weights import load_codec
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(2):
+        Image.fromarray(smooth_image(120, 120, seed=seed)).save(folder / f"{seed}.png")
+    config = preset_config("tiny", "test-msssim")
+    start = train_cascade(config, folder, tmp_path / "mse", settings((1, 1)), progress=False)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    initialised = []
+    monkeypatch.setattr(train_module, "init_stage", lambda c, k, *a: initialised.append(k))
+    tuned = dataclasses.replace(settings((2, 2)), crop=112, metric="ms-ssim")
+    out = tmp_path / "msssim.safetensors"
+    train_cascade(config, folder, tmp_path / "tuned", tuned, out=out, progress=False, start_from=start)
+    assert initialised == []
+    after = load_codec(out)[0].state_dict()
+    for k in range(2):
+        assert not torch.equal(before[f"stages.{k}.refine.body.0.weight"], after[f"stages.{k}.refine.body.0.weight"])
+    image = smooth_image(20, 20, seed=3)
+    assert decode(encode(image, model=out), model=out).shape == image.shape
+
+
+def test_ms_ssim_training_rejects_crops_too_small_for_its_scales(tmp_path):
+    folder = photo_folder(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["train", "--data", str(folder), "--model-id", "x", "--arch", "tiny", "--steps", "1,1",
+              "--crop", "64", "--metric", "ms-ssim", "--work-dir", str(tmp_path / "w")])
+    assert result.exit_code == 1 and "at least 97 pixels" in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_distortion_metrics():
+    """Both training distortions are 0 for a perfect reconstruction; MS-SSIM's ignores what MSE weighs most."""
+    import torch
+
+    from cdcodec.codec.training.train import distortion
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 112, 112)
+    assert distortion(x, x, "mse").item() == 0 and abs(distortion(x, x, "ms-ssim").item()) < 1e-5
+    brighter = (x + 0.05).clamp(0, 1)  # a small uniform shift: large squared error, structure untouched
+    noisy = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    assert distortion(brighter, x, "mse") > distortion(noisy, x, "mse") * 0.8
+    assert distortion(brighter, x, "ms-ssim") < distortion(noisy, x, "ms-ssim")

@@ -1,7 +1,8 @@
 """``cdcodec experiment recursive``: reproduce Table 1 of the recursive-autoencoder paper.
 
 Trains the eight configurations of Table 1 (plus, unless ``--no-extras``, the per-layer
-variant and the two VAEs) for every seed, prints the paper's figures beside ours, and
+variant, the two VAEs and recursive batch norm with frozen layers left in training mode)
+for every seed, prints the paper's figures beside ours, and
 writes ``results.json``, ``table.md``, ``reconstructions.png`` and ``vae_samples.png``
 into ``--out``.  Finished runs are cached under ``--cache-dir`` and reused, so an
 interrupted reproduction resumes where it stopped.
@@ -54,7 +55,7 @@ N_SAMPLES = 8
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--extras/--no-extras", default=True, show_default=True,
-              help="Also train the per-layer-loss model and the two VAEs.")
+              help="Also train the per-layer-loss model, the two VAEs and the frozen-BN-in-training-mode variants.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE,
               show_default=True, help="Finished runs and decoded faces live here.")
 @click.option("--no-cache", is_flag=True, help="Train everything afresh and store nothing.")

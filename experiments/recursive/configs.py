@@ -22,6 +22,11 @@ class RunConfig:
     norm: str = "none"
     activation: str = "selu"
     variational: bool = False
+    #: How recursive training runs the batch norms of frozen layers: "eval" (their running
+    #: statistics, as a frozen Keras layer) or "train" (batch statistics, and the running
+    #: statistics keep moving: what a PyTorch model does when frozen layers only lose
+    #: requires_grad).
+    frozen_bn: str = "eval"
 
     def spec(self, n_layers: int, base_width: int) -> ArchSpec:
         return ArchSpec(n_layers=n_layers, base_width=base_width, activation=self.activation,
@@ -61,6 +66,12 @@ EXTRAS: tuple[RunConfig, ...] = (
     RunConfig("per-layer", "Per-layer loss (single model), no BN", "per-layer"),
     RunConfig("stacked-vae", "Stacked VAE, no BN", "stacked", variational=True),
     RunConfig("recursive-vae", "Recursive VAE, no BN", "recursive", variational=True),
+    # Our guess at why the paper's recursive standard-BN model collapsed (7831): frozen
+    # batch norms that still normalise with batch statistics and update their running ones.
+    RunConfig("recursive-bn-trainmode", "Recursive With Batch Norm, frozen BN in training mode",
+              "recursive", norm="batch", frozen_bn="train"),
+    RunConfig("recursive-sharedbn-trainmode", "Recursive Shared BN, frozen BN in training mode",
+              "recursive", norm="shared", frozen_bn="train"),
 )
 
 ALL_CONFIGS: dict[str, RunConfig] = {c.key: c for c in TABLE1 + EXTRAS}

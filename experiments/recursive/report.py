@@ -22,6 +22,7 @@ def summarise(configs: list[RunConfig], results: dict[str, list[RunResult]],
         rows.append({
             "key": c.key, "label": c.label, "mode": c.mode, "norm": c.norm,
             "activation": c.activation, "variational": c.variational,
+            "frozen_bn": c.frozen_bn,
             "paper_sse": PAPER_TABLE1.get(c.key),
             "sse_mean": float(means.mean()),
             "sse_std": float(means.std(ddof=1)) if len(means) > 1 else 0.0,

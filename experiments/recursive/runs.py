@@ -57,7 +57,10 @@ def run_name(config: RunConfig, seed: int, setup: Setup) -> str:
     settings = asdict(setup.settings) | {"seed": seed}
     if settings["layer_weights"] is not None:
         settings["layer_weights"] = list(settings["layer_weights"])
-    blob = json.dumps({"config": asdict(config), "spec": spec.as_dict(), "settings": settings,
+    described = asdict(config)
+    if described["frozen_bn"] == "eval":  # the default: runs cached before the option existed keep their names
+        del described["frozen_bn"]
+    blob = json.dumps({"config": described, "spec": spec.as_dict(), "settings": settings,
                        "data": setup.data_key, "n_train": setup.n_train, "n_eval": setup.n_eval},
                       sort_keys=True)
     return f"{config.key}-s{seed}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
@@ -87,7 +90,7 @@ def run_one(config: RunConfig, seed: int, setup: Setup, faces: np.ndarray, split
         return RunResult(config.key, seed, saved["sse"], saved["seconds"], True, model)
 
     start = time.perf_counter()
-    train(model, config.mode, faces, split.train, _settings_for(setup, seed), device, log)
+    train(model, config.mode, faces, split.train, _settings_for(setup, seed), device, log, config.frozen_bn)
     seconds = time.perf_counter() - start
     sse = sse_per_image(model, faces, split.eval, device).tolist()
     if run_dir is not None:

@@ -6,7 +6,9 @@
   and decoder layer k so that decoder layer k reproduces the input of encoder layer k.
   Everything trained at earlier depths is frozen, and frozen batch norms run on their
   running statistics (as a frozen Keras BatchNormalization layer does), so the targets
-  of depth k never move while it trains.
+  of depth k never move while it trains.  ``frozen_bn="train"`` instead leaves them in
+  training mode (batch statistics, running statistics still updated), as a PyTorch model
+  does when freezing only switches off gradients.
 * ``per-layer`` - the single-model variant the paper's conclusion proposes: the whole
   chain trains end to end, with a weighted MSE at every decoder layer against the input
   of the matching encoder layer.  The encoder-side targets are detached, as in recursive
@@ -56,8 +58,13 @@ def stage_modules(model: Autoencoder, k: int) -> tuple[list[nn.Module], list[nn.
     return [model.encoder[k - 1], model.decoder[k - 1]], list(model.encoder[:k - 1]) + list(model.decoder[:k - 1])
 
 
-def prepare_stage(model: Autoencoder, k: int) -> list[nn.Parameter]:
+FROZEN_BN_MODES = ("eval", "train")
+
+
+def prepare_stage(model: Autoencoder, k: int, frozen_bn: str = "eval") -> list[nn.Parameter]:
     """Freeze everything except what depth k trains; return the parameters to optimise.
+
+    Frozen batch norms run on their running statistics unless ``frozen_bn="train"``.
 
     A parameter shared with a frozen layer (the shared batch norm of decoder layer k
     belongs to encoder layer k-1) stays frozen: changing it would change the target
@@ -65,7 +72,7 @@ def prepare_stage(model: Autoencoder, k: int) -> list[nn.Parameter]:
     """
     train_mods, frozen_mods = stage_modules(model, k)
     frozen_ids = {id(p) for m in frozen_mods for p in m.parameters()}
-    frozen_bn = {id(m) for fm in frozen_mods for m in fm.modules() if isinstance(m, nn.BatchNorm2d)}
+    frozen_norms = {id(m) for fm in frozen_mods for m in fm.modules() if isinstance(m, nn.BatchNorm2d)}
     trainable: list[nn.Parameter] = []
     seen: set[int] = set()
     for p in model.parameters():
@@ -78,7 +85,7 @@ def prepare_stage(model: Autoencoder, k: int) -> list[nn.Parameter]:
                 seen.add(id(p))
     model.train()
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d) and id(m) in frozen_bn:
+        if isinstance(m, nn.BatchNorm2d) and id(m) in frozen_norms and frozen_bn == "eval":
             m.eval()
     return trainable
 
@@ -151,16 +158,21 @@ def _fit(model: Autoencoder, params: list[nn.Parameter], loss_fn, faces: np.ndar
 
 def train(model: Autoencoder, mode: str, faces: np.ndarray, idx: np.ndarray,
           settings: TrainSettings, device: torch.device | str = "cpu",
-          log: Log | None = None) -> Autoencoder:
-    """Train ``model`` in place on ``faces[idx]`` and return it in eval mode."""
+          log: Log | None = None, frozen_bn: str = "eval") -> Autoencoder:
+    """Train ``model`` in place on ``faces[idx]`` and return it in eval mode.
+
+    ``frozen_bn`` matters only in recursive mode (see ``prepare_stage``).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if frozen_bn not in FROZEN_BN_MODES:
+        raise ValueError(f"frozen_bn must be one of {FROZEN_BN_MODES}, got {frozen_bn!r}")
     device = torch.device(device)
     model.to(device)
     rng = np.random.default_rng(settings.seed)
     if mode == "recursive":
         for k in range(1, model.spec.n_layers + 1):
-            params = prepare_stage(model, k)
+            params = prepare_stage(model, k, frozen_bn)
             _fit(model, params, lambda x, k=k: stage_loss(model, x, k, settings),
                  faces, idx, settings, device, rng, log, f"depth {k}")
         for p in model.parameters():
