@@ -58,15 +58,11 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         start_from = get_model(init_model).codec if init_model else None
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    if len(steps_per_stage) != len(config.stages):
-        raise CliError(f"--steps needs {len(config.stages)} numbers for {arch}")
-    if start_from is not None and start_from.config.stages != config.stages:
-        raise CliError(f"--init {init_model} is not a {arch} model")
     work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
     out = out or work_dir / f"{model_id}.safetensors"
     settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric)
     try:
-        check_settings(settings, config)
+        check_settings(settings, config, start_from)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     started = time.time()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from ...bench import metrics
 from .models import CascadeAutoencoder
 
 
@@ -58,9 +59,6 @@ def stage_psnrs(originals: np.ndarray, reconstructions: list[np.ndarray]) -> lis
     The decoders are trained on squared error; PSNR shows what that objective
     gains stage by stage, which SSIM on near-constant backgrounds can hide.
     """
-    a = to_pixels(originals).astype(np.float64)
-    out = []
-    for r in reconstructions:
-        mse = float(np.mean((a - to_pixels(r).astype(np.float64)) ** 2))
-        out.append(float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse))
-    return out
+    reference = to_pixels(originals)
+    values = (metrics.psnr(reference, to_pixels(r)) for r in reconstructions)
+    return [float("inf") if v is None else v for v in values]  # None: identical
