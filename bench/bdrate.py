@@ -82,7 +82,37 @@ def bd_rate(
     """
     ref = rd_hull(ref_rates, ref_quals)
     test = rd_hull(test_rates, test_quals)
-    interval = _overlap(ref[1], test[1])
+    return _bd_between(ref, test, _overlap(ref[1], test[1]), method)
+
+
+def bd_rate_in_window(
+    ref_rates: Sequence[float],
+    ref_quals: Sequence[float],
+    test_rates: Sequence[float],
+    test_quals: Sequence[float],
+    low_rate: float,
+    high_rate: float,
+    method: str = "pchip",
+) -> float | None:
+    """BD-rate over the qualities both curves reach between `low_rate` and `high_rate`.
+
+    Targets are often stated over a rate window ("over 0.25-1.5 bpp") rather than
+    over whole curves, whose ends (a codec's very lowest or highest settings) can
+    move a whole-curve figure. Each curve's quality at the window's ends is read
+    on its hull, linear in log rate (clamped to the curve's own ends); the
+    integral runs over the part of the quality axis both curves cover there.
+    """
+    ref = rd_hull(ref_rates, ref_quals)
+    test = rd_hull(test_rates, test_quals)
+    if len(ref[1]) < 2 or len(test[1]) < 2:
+        return None
+    ends = [np.interp(np.log([low_rate, high_rate]), log_rates, quals) for log_rates, quals in (ref, test)]
+    low, high = max(e[0] for e in ends), min(e[1] for e in ends)
+    return _bd_between(ref, test, (float(low), float(high)) if high > low else None, method)
+
+
+def _bd_between(ref, test, interval: tuple[float, float] | None, method: str) -> float | None:
+    """exp(mean log-rate difference over the quality `interval`) − 1, in percent."""
     if interval is None:
         return None
     low, high = interval

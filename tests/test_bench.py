@@ -64,6 +64,26 @@ def test_bd_rate_integrates_only_over_the_common_quality_range(method):
     assert bdrate.bd_rate(rates, quals, test_rates[1:], test_quals[1:], method) == pytest.approx(-50.0, abs=1e-9)
 
 
+def test_bd_rate_in_window_counts_only_the_rates_inside_it():
+    # Log rate linear in quality. The test curve needs half the reference's bits up to
+    # 0.5 bpp of the reference and twice them above: over the whole curve the two
+    # halves roughly cancel, inside a low window only the saving shows. (PCHIP, the
+    # bench's default, follows the jump locally; one cubic over the whole curve cannot.)
+    method = "pchip"
+    quals = [24.0 + 2.0 * k for k in range(11)]
+    rates = [0.05 * math.exp((q - 24.0) / 6.0) for q in quals]
+    test_rates = [r * (0.5 if r <= 0.5 else 2.0) for r in rates]
+    low_window = bdrate.bd_rate_in_window(rates, quals, test_rates, quals, 0.05, 0.25, method)
+    high_window = bdrate.bd_rate_in_window(rates, quals, test_rates, quals, 1.0, 4.0, method)
+    assert low_window == pytest.approx(-50.0, abs=0.5)
+    assert high_window == pytest.approx(100.0, abs=1.0)
+    assert bdrate.bd_rate_in_window(rates, quals, rates, quals, 0.1, 1.0, method) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_rate_in_window_outside_both_curves_is_none():
+    assert bdrate.bd_rate_in_window(RATES, PSNRS, RATES, PSNRS, 5.0, 9.0) is None
+
+
 def test_bd_rate_without_overlap_is_none():
     assert bdrate.bd_rate(RATES, PSNRS, RATES, [q + 20 for q in PSNRS]) is None
     assert bdrate.bd_rate(RATES, PSNRS, [1.0], [30.0]) is None

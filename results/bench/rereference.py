@@ -1,10 +1,16 @@
 """BD-rates of every lossy codec in a bench results file against another reference, without re-measuring.
 
-`cdcodec bench` reports BD-rates against one reference (WebP). This recomputes
-them from the file's measurements with the bench's own `summarise`, e.g. the
-MS-SSIM model against the MSE model:
+`cdcodec bench` reports BD-rates against one reference (WebP) over the whole
+common quality range. This recomputes them from the file's measurements with
+the bench's own curves, against any reference, e.g. the MS-SSIM model against
+the MSE model:
 
     python results/bench/rereference.py results/bench/kodak.json --reference cdcodec
+
+and, with --bpp-window, only over the qualities both curves reach inside a rate
+window (the issue's targets are stated over 0.25-1.5 bpp):
+
+    python results/bench/rereference.py results/bench/kodak.json --reference webp --bpp-window 0.25 1.5
 """
 
 from __future__ import annotations
@@ -13,21 +19,51 @@ import argparse
 import json
 from pathlib import Path
 
+from cdcodec.bench.bdrate import bd_rate_in_window
+from cdcodec.bench.codecs import LOSSY
+from cdcodec.bench.curves import average_curve, quality_axis, upper_envelope
 from cdcodec.bench.report import summarise
+
+KEYS = ("psnr", "ssim", "ms_ssim")
+
+
+def window_bd(doc: dict, reference: str, low: float, high: float, method: str) -> dict:
+    """{codec: {metric: BD-rate %}} over the rate window, on the same envelopes the bench uses."""
+    curves = {c["name"]: average_curve(doc["measurements"], c["name"]) for c in doc["codecs"] if c["kind"] == LOSSY}
+    out = {}
+    for name, points in curves.items():
+        if not points or not curves.get(reference):
+            continue
+        out[name] = {}
+        for key in KEYS:
+            ref_env, test_env = upper_envelope(curves[reference], key), upper_envelope(points, key)
+            out[name][key] = bd_rate_in_window(
+                [p["bpp"] for p in ref_env], quality_axis(ref_env, key),
+                [p["bpp"] for p in test_env], quality_axis(test_env, key), low, high, method,
+            )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--reference", required=True, help="codec name, e.g. cdcodec")
+    parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                        help="only the qualities both curves reach between LOW and HIGH bpp")
     args = parser.parse_args()
     doc = json.loads(args.results.read_text())
     method = doc["options"].get("bd_method", "pchip")
-    bd = summarise(doc["measurements"], doc["codecs"], args.reference, method)["bd_rate_percent"]
-    print(f"BD-rate (%) against {args.reference} ({method}; SSIM and MS-SSIM in dB)")
+    if args.bpp_window:
+        low, high = args.bpp_window
+        bd = window_bd(doc, args.reference, low, high, method)
+        where = f", {low:g}-{high:g} bpp"
+    else:
+        bd = summarise(doc["measurements"], doc["codecs"], args.reference, method)["bd_rate_percent"]
+        where = ""
+    print(f"BD-rate (%) against {args.reference} ({method}{where}; SSIM and MS-SSIM in dB)")
     print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
     for name, row in bd.items():
-        cells = ["–" if row[k] is None else f"{row[k]:+.1f}" for k in ("psnr", "ssim", "ms_ssim")]
+        cells = ["–" if row[k] is None else f"{row[k]:+.1f}" for k in KEYS]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
