@@ -39,10 +39,8 @@ def summarise(measurements: list[dict], codecs: list[dict], reference: str, meth
         for name in lossy:
             bd[name] = {}
             for key in QUALITY_KEYS:
-                ref_env, test_env = upper_envelope(ref_points, key), upper_envelope(curves[name], key)
-                ref_q = quality_axis(ref_env, key)
-                test_q = quality_axis(test_env, key)
-                bd[name][key] = bd_rate([p["bpp"] for p in ref_env], ref_q, [p["bpp"] for p in test_env], test_q, method)
+                ref_rates, ref_q, test_rates, test_q = envelope_axes(ref_points, curves[name], key)
+                bd[name][key] = bd_rate(ref_rates, ref_q, test_rates, test_q, method)
                 bd[name][f"{key}_overlap_db"] = overlap(ref_q, test_q)
 
     lossless = {
@@ -83,6 +81,14 @@ def summarise(measurements: list[dict], codecs: list[dict], reference: str, meth
         "lossless": lossless,
         "mean_time_s": timing,
     }
+
+
+def envelope_axes(ref_points: list[dict], test_points: list[dict], key: str) -> tuple[list, list, list, list]:
+    """(reference rates, reference qualities, test rates, test qualities) on both upper
+    envelopes, qualities as BD-rates compare them (SSIM and MS-SSIM in dB)."""
+    ref_env, test_env = upper_envelope(ref_points, key), upper_envelope(test_points, key)
+    return ([p["bpp"] for p in ref_env], quality_axis(ref_env, key),
+            [p["bpp"] for p in test_env], quality_axis(test_env, key))
 
 
 def _fmt(value, digits: int) -> str:

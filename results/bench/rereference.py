@@ -21,8 +21,8 @@ from pathlib import Path
 
 from cdcodec.bench.bdrate import bd_rate_in_window
 from cdcodec.bench.codecs import LOSSY
-from cdcodec.bench.curves import average_curve, quality_axis, upper_envelope
-from cdcodec.bench.report import summarise
+from cdcodec.bench.curves import average_curve
+from cdcodec.bench.report import envelope_axes, summarise
 
 KEYS = ("psnr", "ssim", "ms_ssim")
 
@@ -36,11 +36,7 @@ def window_bd(doc: dict, reference: str, low: float, high: float, method: str) -
             continue
         out[name] = {}
         for key in KEYS:
-            ref_env, test_env = upper_envelope(curves[reference], key), upper_envelope(points, key)
-            out[name][key] = bd_rate_in_window(
-                [p["bpp"] for p in ref_env], quality_axis(ref_env, key),
-                [p["bpp"] for p in test_env], quality_axis(test_env, key), low, high, method,
-            )
+            out[name][key] = bd_rate_in_window(*envelope_axes(curves[reference], points, key), low, high, method)
     return out
 
 
