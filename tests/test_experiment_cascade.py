@@ -18,12 +18,14 @@ from click.testing import CliRunner
 
 from cdcodec.bitstream import encode_latent
 from cdcodec.experiments.cascade import algorithms as algs
+from cdcodec.experiments.cascade.cache import RunCache, data_key
 from cdcodec.experiments.cascade.cli import cascade_command
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset, load_images, read_idx
 from cdcodec.experiments.cascade.evaluate import ssim_per_image, stage_psnrs
 from cdcodec.experiments.cascade.models import CascadeAutoencoder, Decoder, Discriminator, Encoder
 from cdcodec.experiments.cascade.rate import Quantizer, fit_tables, measure_rate
+from cdcodec.experiments.cascade.runner import load_cached
 from cdcodec.experiments.cascade.summary import delta_sign
 from cdcodec.experiments.cascade.training import build_base, train_base, train_later_stage
 
@@ -293,6 +295,17 @@ def test_command_runs_all_ten_paper_algorithms(tmp_path):
     assert again.exit_code == 0
     assert "trained in" not in again.stderr and "cached" in again.stderr
     assert json.loads((tmp_path / "out" / "mnist-e1.json").read_text())["summary"] == record["summary"]
+
+    # The analyses in results/cascade/ load finished models from the cache: the same numbers again.
+    splits = load_dataset("mnist", tmp_path / "data")
+    cfg = replace(TrainConfig(), hidden=8)
+    cache = RunCache(tmp_path / "cache", data_key(splits.name, splits.train, splits.test), cfg.key(), 1)
+    model = load_cached(algs.BY_NAME["RCDAE"], cfg, cache, 0)
+    with torch.no_grad():
+        stages = model(torch.from_numpy(splits.test))
+    run = next(r for r in record["runs"] if r["algorithm"] == "RCDAE" and r["seed"] == 0)
+    assert [float(ssim_per_image(splits.test, s.numpy()).mean()) for s in stages] == pytest.approx(run["stage_ssim"], abs=1e-9)
+    assert load_cached(algs.BY_NAME["RCDAE"], cfg, cache, seed=7) is None  # never trained
 
 
 def test_command_reports_missing_data_dir(tmp_path):

@@ -110,6 +110,29 @@ def _extend(model: CascadeAutoencoder, alg: Algorithm, spec: ExperimentSpec, cac
     return model, seconds
 
 
+def load_cached(alg: Algorithm, cfg: TrainConfig, cache: RunCache, seed: int) -> CascadeAutoencoder | None:
+    """Every stage of `alg` for one seed from the cache (None if any stage is missing).
+
+    For analyses of finished runs (the scripts in results/cascade/); nothing is trained.
+    """
+    base = Algorithm(alg.base_name, alg.base, None)
+    saved = cache.load(base.name, seed, 1)
+    if saved is None:
+        return None
+    model = build_base(base, cfg, seed)
+    model.encoder.load_state_dict(saved["encoder"])
+    model.decoders[0].load_state_dict(saved["decoder"])
+    model.residual = alg.residual
+    if alg.cascade is not None:
+        for stage in range(2, cfg.stages + 1):
+            later = cache.load(alg.name, seed, stage)
+            if later is None:
+                return None
+            add_decoder(model, alg, cfg, seed).load_state_dict(later["decoder"])
+    model.eval()
+    return model
+
+
 def run_experiment(splits: ImageSplits, spec: ExperimentSpec) -> ExperimentOutput:
     device = torch.device(spec.device)
     train_x = torch.from_numpy(splits.train).to(device)

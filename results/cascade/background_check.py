@@ -14,11 +14,12 @@ import argparse
 
 import torch
 
-from cdcodec.experiments.cascade import evaluate, training
-from cdcodec.experiments.cascade.algorithms import BY_NAME, Algorithm
+from cdcodec.experiments.cascade import evaluate
+from cdcodec.experiments.cascade.algorithms import BY_NAME
 from cdcodec.experiments.cascade.cache import DEFAULT_CACHE_DIR, RunCache, data_key
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset
+from cdcodec.experiments.cascade.runner import load_cached
 
 
 def main() -> None:
@@ -37,18 +38,9 @@ def main() -> None:
     background = originals == 0
     print(f"{args.dataset}: {background.mean():.3f} of the test pixels are 0 (black)")
     for name in args.algorithms.split(","):
-        alg = BY_NAME[name]
-        base = Algorithm(alg.base_name, alg.base, None)
-        model = training.build_base(base, cfg, args.seed)
-        saved = cache.load(base.name, args.seed, 1)
-        if saved is None:
-            raise SystemExit(f"{base.name} seed {args.seed} is not in the cache {cache.dir}; run the experiment first")
-        model.encoder.load_state_dict(saved["encoder"])
-        model.decoders[0].load_state_dict(saved["decoder"])
-        model.residual = alg.residual
-        for stage in range(2, cfg.stages + 1):
-            training.add_decoder(model, alg, cfg, args.seed).load_state_dict(cache.load(alg.name, args.seed, stage)["decoder"])
-        model.eval()
+        model = load_cached(BY_NAME[name], cfg, cache, args.seed)
+        if model is None:
+            raise SystemExit(f"{name} seed {args.seed} is not in the cache {cache.dir}; run the experiment first")
         with torch.no_grad():
             stages = model(torch.from_numpy(splits.test))
         for k, out in enumerate(stages, start=1):
