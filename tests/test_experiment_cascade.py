@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from cdcodec.bitstream import encode_latent
 from cdcodec.experiments.cascade import algorithms as algs
-from cdcodec.experiments.cascade.cache import RunCache, data_key
+from cdcodec.experiments.cascade.cache import RunCache
 from cdcodec.experiments.cascade.cli import cascade_command
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset, load_images, read_idx
@@ -299,7 +299,7 @@ def test_command_runs_all_ten_paper_algorithms(tmp_path):
     # The analyses in results/cascade/ load finished models from the cache: the same numbers again.
     splits = load_dataset("mnist", tmp_path / "data")
     cfg = replace(TrainConfig(), hidden=8)
-    cache = RunCache(tmp_path / "cache", data_key(splits.name, splits.train, splits.test), cfg.key(), 1)
+    cache = RunCache.for_run(tmp_path / "cache", splits, cfg.key(), 1)
     model = load_cached(algs.BY_NAME["RCDAE"], cfg, cache, 0)
     with torch.no_grad():
         stages = model(torch.from_numpy(splits.test))

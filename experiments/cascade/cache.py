@@ -63,6 +63,11 @@ class RunCache:
     def __init__(self, root: str | Path, dataset_key: str, config_key: str, epochs: int):
         self.dir = Path(root).expanduser() / dataset_key / config_key / f"e{epochs}"
 
+    @classmethod
+    def for_run(cls, root: str | Path, splits, config_key: str, epochs: int) -> "RunCache":
+        """The cache entry of a run on `splits` (an `ImageSplits`) with one config and epoch count."""
+        return cls(root, data_key(splits.name, splits.train, splits.test), config_key, epochs)
+
     def stage_path(self, owner: str, seed: int, stage: int) -> Path:
         """`owner` is the base model's name for stage 1, the algorithm's otherwise."""
         return self.dir / f"seed{seed}" / owner / f"stage{stage}.pt"

@@ -20,7 +20,7 @@ import torch
 
 from . import evaluate, rate
 from .algorithms import Algorithm
-from .cache import RunCache, data_key
+from .cache import RunCache
 from .config import TrainConfig
 from .data import ImageSplits
 from .models import CascadeAutoencoder
@@ -137,7 +137,7 @@ def run_experiment(splits: ImageSplits, spec: ExperimentSpec) -> ExperimentOutpu
     device = torch.device(spec.device)
     train_x = torch.from_numpy(splits.train).to(device)
     test_x = torch.from_numpy(splits.test).to(device)
-    cache = RunCache(spec.cache_root, data_key(splits.name, splits.train, splits.test), spec.cfg.key(), spec.epochs)
+    cache = RunCache.for_run(spec.cache_root, splits, spec.cfg.key(), spec.epochs)
     spec.log(f"cache: {cache.dir}")
     runs: list[RunResult] = []
     grid: dict[str, list[np.ndarray]] = {}

@@ -16,7 +16,7 @@ import torch
 
 from cdcodec.experiments.cascade import evaluate
 from cdcodec.experiments.cascade.algorithms import BY_NAME
-from cdcodec.experiments.cascade.cache import DEFAULT_CACHE_DIR, RunCache, data_key
+from cdcodec.experiments.cascade.cache import DEFAULT_CACHE_DIR, RunCache
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset
 from cdcodec.experiments.cascade.runner import load_cached
@@ -33,7 +33,7 @@ def main() -> None:
     torch.set_num_threads(1)
     splits = load_dataset(args.dataset, args.data_dir)
     cfg = TrainConfig()
-    cache = RunCache(DEFAULT_CACHE_DIR, data_key(splits.name, splits.train, splits.test), cfg.key(), args.epochs)
+    cache = RunCache.for_run(DEFAULT_CACHE_DIR, splits, cfg.key(), args.epochs)
     originals = evaluate.to_pixels(splits.test)
     background = originals == 0
     print(f"{args.dataset}: {background.mean():.3f} of the test pixels are 0 (black)")

@@ -30,7 +30,7 @@ from skimage.metrics import structural_similarity
 
 from cdcodec.experiments.cascade import evaluate
 from cdcodec.experiments.cascade.algorithms import GROUPS
-from cdcodec.experiments.cascade.cache import DEFAULT_CACHE_DIR, RunCache, data_key
+from cdcodec.experiments.cascade.cache import DEFAULT_CACHE_DIR, RunCache
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset
 from cdcodec.experiments.cascade.paper_values import PAPER_SSIM
@@ -77,7 +77,7 @@ def main() -> None:
     torch.set_num_threads(1)
     splits = load_dataset(args.dataset, args.data_dir)
     cfg = TrainConfig()
-    cache = RunCache(DEFAULT_CACHE_DIR, data_key(splits.name, splits.train, splits.test), cfg.key(), args.epochs)
+    cache = RunCache.for_run(DEFAULT_CACHE_DIR, splits, cfg.key(), args.epochs)
     test = torch.from_numpy(splits.test)
     scores: dict[str, dict[str, list[float]]] = {}  # algorithm -> setting -> per seed
     used_seeds = []
