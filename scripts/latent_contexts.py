@@ -49,11 +49,24 @@ NEIGHBOURS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
 
 def shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Value at (y + dy, x + dx) for every (y, x) of the last two axes, edges repeated."""
+    """Value at (y + dy, x + dx) for every (y, x) of the last two axes, edges repeated.
+
+    Only for values known at every position (the stronger channels).
+    """
     h, w = a.shape[-2:]
     rows = np.clip(np.arange(h) + dy, 0, h - 1)
     cols = np.clip(np.arange(w) + dx, 0, w - 1)
     return a[..., rows, :][..., :, cols]
+
+
+def neighbour_sum(a: np.ndarray) -> np.ndarray:
+    """Σ of the 4 direct neighbours inside the grid (outside counts 0), over the last two axes.
+
+    For the checkerboard: a second-half position's neighbours are all first-half
+    ones, but repeating the edge would hand a border position its own value.
+    """
+    padded = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(1, 1), (1, 1)])
+    return padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
 
 
 def variants(s: np.ndarray, prior: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
@@ -65,7 +78,7 @@ def variants(s: np.ndarray, prior: np.ndarray) -> dict[str, tuple[np.ndarray, in
     mix = contexts.count_bucket((2 * so_far + (around + 1) // 2 + 2) // 4)
     rows, cols = np.mgrid[0:h, 0:w]
     second = ((rows + cols) % 2 == 1)[None]
-    magnitude = sum(np.abs(shifted(s, dy, dx)) for dy, dx in NEIGHBOURS)
+    magnitude = neighbour_sum(np.abs(s))
     level = np.where(second, 1 + np.searchsorted([1, 2, 4], magnitude, side="right"), 0)
     merged = np.where(second, 8 + contexts.count_bucket((2 * so_far + (around + 1) // 2 + 4 * magnitude + 2) // 4), mix)
     p = prior.reshape(c, h, w)
