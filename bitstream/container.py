@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from .errors import CdcFormatError
 
 MAGIC = b"\x89CDC"
-FORMAT_VERSION = 3
+#: 4: latents coded with checkerboard contexts (docs/FORMAT.md); 3 and older are refused.
+FORMAT_VERSION = 4
 
 MAX_DIMENSION = 1 << 16
 MAX_PIXELS = 1 << 28

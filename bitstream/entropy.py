@@ -18,13 +18,13 @@ was consumed, which catches truncated or padded payloads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import constriction
 import numpy as np
 
 from . import ans
-from .contexts import CONTEXTS, PRIOR_LEVELS, count_bucket
+from .contexts import CONTEXTS, PRIOR_LEVELS, activity_bucket, checker_halves, checker_levels, context_id
 from .errors import CdcFormatError
 
 #: Every table row sums to this. 16 bits keep rows exact in float64 and leave
@@ -55,6 +55,8 @@ class SymbolTables:
     sizes: np.ndarray  # int32 (R,)
     pmfs: np.ndarray  # uint32 (R, K) with K >= max(sizes) + 1
     contexts: int = 1
+    #: constriction models of the rows used so far (see `_model`); not part of the tables' value.
+    models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         offsets = np.asarray(self.offsets)
@@ -85,7 +87,7 @@ class SymbolTables:
         size = int(self.sizes[row])
         return self.pmfs[row, : size + 1].astype(np.float64) / TABLE_TOTAL
 
-    def ideal_bits(self, symbols: np.ndarray, prior: np.ndarray | None = None) -> float:
+    def ideal_bits(self, symbols: np.ndarray, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None) -> float:
         """Information content of `symbols` under these tables (escape payload included).
 
         Used only to choose tables and to report estimates; real rates are always
@@ -93,7 +95,7 @@ class SymbolTables:
         """
         symbols = _check_symbols(symbols, self.channels)
         total = 0.0
-        for c, rows in _channel_rows(self, symbols, prior):
+        for c, rows in _channel_rows(self, symbols, prior, grid):
             for r, positions in rows:
                 idx, escaped = _to_indices(symbols[c][positions], int(self.offsets[r]), int(self.sizes[r]))
                 total -= float(np.log2(self.probabilities(r)[idx]).sum())
@@ -149,12 +151,17 @@ def _quantize_row(probs: np.ndarray) -> np.ndarray:
     return freqs.astype(np.uint32)
 
 
-def encode_latent(symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray | None = None) -> bytes:
-    """Code an int latent of shape (C, N); `prior` holds the previous-stage levels, (C, N) or (N,)."""
+def encode_latent(
+    symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None
+) -> bytes:
+    """Code an int latent of shape (C, N) laid out on `grid` (h, w with h·w = N; one row when None).
+
+    `prior` holds the previous-stage levels, (C, N) or (N,).
+    """
     symbols = _check_symbols(symbols, tables.channels)
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError("latent values must fit in int16")
-    groups = list(_channel_rows(tables, symbols, prior))
+    groups = list(_channel_rows(tables, symbols, prior, grid))
     coder = ans.new_encoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     # ANS is a stack: push the last thing the decoder reads first.
@@ -168,55 +175,99 @@ def encode_latent(symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray |
     return ans.to_bytes(coder)
 
 
-def decode_latent(payload: bytes, tables: SymbolTables, positions: int, prior: np.ndarray | None = None) -> np.ndarray:
+def decode_latent(
+    payload: bytes, tables: SymbolTables, positions: int, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None
+) -> np.ndarray:
     """Inverse of `encode_latent`; raises CdcFormatError on any inconsistency."""
     if not 0 <= positions <= MAX_POSITIONS:
         raise CdcFormatError("latent size out of range")
     coder = ans.open_decoder(payload, PAYLOAD)
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
-    prior = _check_prior(prior, tables.channels, positions)
+    walk = _ContextWalk(tables, _check_prior(prior, tables.channels, positions), _check_grid(grid, positions))
     out = np.zeros((tables.channels, positions), dtype=np.int32)
-    nonzero = np.zeros(positions, dtype=np.int64)
     try:
         for c in range(tables.channels):
-            for r, where in _rows_for(tables, c, nonzero, prior):
-                size = int(tables.sizes[r])
-                idx = np.asarray(coder.decode(_model(tables, r), len(where)), dtype=np.int32)
-                values = idx + int(tables.offsets[r])
-                escaped = idx == size
-                if escaped.any():
-                    raw = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int32)
-                    values[escaped] = raw + LATENT_MIN
-                out[c, where] = values
-            nonzero += out[c] != 0
+            for half in (walk.first_half, walk.second_half):
+                for r, where in half(c, out[c]):
+                    size = int(tables.sizes[r])
+                    idx = np.asarray(coder.decode(_model(tables, r), len(where)), dtype=np.int32)
+                    values = idx + int(tables.offsets[r])
+                    escaped = idx == size
+                    if escaped.any():
+                        raw = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int32)
+                        values[escaped] = raw + LATENT_MIN
+                    out[c, where] = values
+            walk.done(out[c])
     except Exception as exc:
         raise CdcFormatError(f"{PAYLOAD} is corrupt ({exc})") from None
     ans.check_exhausted(coder, PAYLOAD)
     return out
 
 
-def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None):
+def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None, grid: tuple[int, int] | None):
     """For every channel: the table rows it uses and the positions each row codes, in coding order."""
-    prior = _check_prior(prior, tables.channels, symbols.shape[1])
-    nonzero = np.zeros(symbols.shape[1], dtype=np.int64)
+    walk = _ContextWalk(tables, _check_prior(prior, tables.channels, symbols.shape[1]), _check_grid(grid, symbols.shape[1]))
     for c in range(tables.channels):
-        yield c, list(_rows_for(tables, c, nonzero, prior))
-        nonzero = nonzero + (symbols[c] != 0)
+        yield c, walk.first_half(c, symbols[c]) + walk.second_half(c, symbols[c])
+        walk.done(symbols[c])
 
 
-def _rows_for(tables: SymbolTables, channel: int, nonzero: np.ndarray, prior: np.ndarray):
-    """(row, positions) pairs for one channel, ordered by context id."""
-    if tables.contexts == 1:
-        yield tables.row(channel, 0), np.arange(nonzero.shape[0])
-        return
-    context = count_bucket(nonzero) * PRIOR_LEVELS + prior[channel]
-    # One stable sort instead of a comparison per context: each group's positions stay ascending.
-    order = np.argsort(context, kind="stable")
-    stops = np.cumsum(np.bincount(context, minlength=tables.contexts))
-    start = 0
-    for k in np.flatnonzero(np.diff(stops, prepend=0)):
-        yield tables.row(channel, int(k)), order[start : stops[k]]
-        start = int(stops[k])
+class _ContextWalk:
+    """The contexts of `contexts.py`, channel by channel and half by half, as encoder and decoder see them.
+
+    `first_half(c, values)` and `second_half(c, values)` give the (row, positions)
+    pairs of channel c's two checkerboard halves; `second_half` reads the
+    channel's first-half values (decoded by then); `done(values)` records the
+    finished channel. Tables with one context per channel code every position
+    of a channel with its one row, in the first half's call.
+    """
+
+    def __init__(self, tables: SymbolTables, prior: np.ndarray, grid: tuple[int, int]):
+        self.tables, self.prior, self.grid = tables, prior, grid
+        self.first, self.second = checker_halves(grid)
+        self.nonzero = np.zeros(grid[0] * grid[1], dtype=np.int64)
+        self.activity = self.nonzero
+
+    def first_half(self, channel: int, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        if self.tables.contexts == 1:
+            return [(self.tables.row(channel, 0), np.arange(self.nonzero.shape[0]))]
+        self.activity = activity_bucket(self.nonzero, self.grid)
+        ids = context_id(self.activity[self.first], 0, self.prior[channel, self.first])
+        return _grouped(self.tables, channel, ids, self.first)
+
+    def second_half(self, channel: int, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        if self.tables.contexts == 1:
+            return []
+        known = np.zeros(self.nonzero.shape[0], dtype=np.int64)
+        known[self.first] = values[self.first]
+        levels = checker_levels(known, self.grid, self.second)
+        ids = context_id(self.activity[self.second], levels, self.prior[channel, self.second])
+        return _grouped(self.tables, channel, ids, self.second)
+
+    def done(self, values: np.ndarray) -> None:
+        self.nonzero = self.nonzero + (values != 0)
+
+
+def _grouped(tables: SymbolTables, channel: int, ids: np.ndarray, positions: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(row, positions) pairs ordered by context id; within a group positions stay ascending."""
+    # One stable sort instead of a comparison per context (a radix sort on 16-bit keys).
+    order = np.argsort(ids.astype(np.int16), kind="stable")
+    counts = np.bincount(ids, minlength=tables.contexts)
+    stops = np.cumsum(counts)
+    return [
+        (tables.row(channel, k), positions[order[stops[k] - counts[k] : stops[k]]])
+        for k in np.flatnonzero(counts).tolist()
+    ]
+
+
+def _check_grid(grid: tuple[int, int] | None, positions: int) -> tuple[int, int]:
+    """The latent grid (h, w) with h·w = positions; None means one row."""
+    if grid is None:
+        return (1, positions)
+    h, w = (int(v) for v in grid)
+    if h < 0 or w < 0 or h * w != positions:
+        raise ValueError(f"latent grid {h}x{w} does not hold {positions} positions")
+    return (h, w)
 
 
 def _check_prior(prior: np.ndarray | None, channels: int, positions: int) -> np.ndarray:
@@ -232,7 +283,16 @@ def _check_prior(prior: np.ndarray | None, channels: int, positions: int) -> np.
 
 
 def _model(tables: SymbolTables, row: int):
-    return constriction.stream.model.Categorical(tables.probabilities(row), perfect=False)
+    """Row `row` as a constriction model, built once per row and kept with the tables.
+
+    A latent uses thousands of rows and an image reuses most of them; the
+    model is a pure function of the row's integer frequencies, so keeping it
+    changes no coded bit.
+    """
+    model = tables.models.get(row)
+    if model is None:
+        model = tables.models[row] = constriction.stream.model.Categorical(tables.probabilities(row), perfect=False)
+    return model
 
 
 def _to_indices(values: np.ndarray, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -103,7 +103,7 @@ def encode(
     for index, q in enumerate(codec.analyse(x, stages, quality)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
-        payloads.append(encode_latent(arrays[-1], codec.tables_for(index, quality), prior))
+        payloads.append(encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:])))
         previous = q
     infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
     levels = [quality] * stages
@@ -149,7 +149,7 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
         lh, lw = ph // block, pw // block
         prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
         tables = codec.tables_for(index, levels[index])
-        arrays.append(decode_latent(parsed.payloads[index], tables, lh * lw, prior))
+        arrays.append(decode_latent(parsed.payloads[index], tables, lh * lw, prior, (lh, lw)))
         symbols.append(array_to_symbols(arrays[-1], lh, lw))
     if stages > latent_stages:
         return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])

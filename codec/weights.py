@@ -34,34 +34,55 @@ class ModelNotFoundError(LookupError):
 
 
 def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tensor]:
-    """Tables as tensors; the frequency rows are stored ragged (only each row's used
-    entries, concatenated), which keeps files small when a few rows are wide."""
+    """Tables as compact tensors: frequencies as uint16, and each row's used entries
+    only, concatenated (ragged), which keeps files small when a few rows are wide.
+
+    Fitted tables give every context row of a channel the same value range, so
+    offsets and sizes are stored once per channel when that holds (layout 1),
+    else once per row (layout 0). Frequencies fit in 16 bits because each row
+    sums to TABLE_TOTAL (2**16) over at least two entries that are each >= 1.
+    """
+    per_channel = _shared_per_channel(tables)
+    step = tables.contexts if per_channel else 1
     used = [tables.pmfs[r, : tables.sizes[r] + 1] for r in range(len(tables.sizes))]
+    freqs = np.concatenate(used)
+    if freqs.max() > np.iinfo(np.uint16).max:
+        raise ValueError("tables: a frequency does not fit in 16 bits")
     return {
-        f"{prefix}.offsets": torch.from_numpy(tables.offsets.astype(np.int32)),
-        f"{prefix}.sizes": torch.from_numpy(tables.sizes.astype(np.int32)),
-        f"{prefix}.freqs": torch.from_numpy(np.concatenate(used).astype(np.int32)),
-        f"{prefix}.contexts": torch.tensor([tables.contexts], dtype=torch.int32),
+        f"{prefix}.offsets": torch.from_numpy(tables.offsets[::step].astype(np.int32)),
+        f"{prefix}.sizes": torch.from_numpy(tables.sizes[::step].astype(np.int32)),
+        f"{prefix}.freqs": torch.from_numpy(freqs.astype(np.uint16)),
+        f"{prefix}.layout": torch.tensor([tables.contexts, int(per_channel)], dtype=torch.int32),
     }
 
 
+def _shared_per_channel(tables: SymbolTables) -> bool:
+    offsets = tables.offsets.reshape(-1, tables.contexts)
+    sizes = tables.sizes.reshape(-1, tables.contexts)
+    return bool((offsets == offsets[:, :1]).all() and (sizes == sizes[:, :1]).all())
+
+
 def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> SymbolTables | None:
+    """Inverse of `tables_to_tensors`; None where the file has no tables under `prefix`."""
     if f"{prefix}.freqs" not in tensors:
         return None
-    sizes = tensors[f"{prefix}.sizes"].numpy().astype(np.int64)
+    if f"{prefix}.layout" not in tensors:
+        raise ModelNotFoundError("weights file stores its symbol tables in an older layout (refit them: cdcodec refit-tables)")
+    contexts, per_channel = (int(v) for v in tensors[f"{prefix}.layout"])
+    repeat = contexts if per_channel else 1
+    offsets = np.repeat(tensors[f"{prefix}.offsets"].numpy().astype(np.int64), repeat)
+    sizes = np.repeat(tensors[f"{prefix}.sizes"].numpy().astype(np.int64), repeat)
     freqs = tensors[f"{prefix}.freqs"].numpy().astype(np.uint32)
-    if freqs.shape[0] != int((sizes + 1).sum()):
+    if len(sizes) == 0 or (sizes < 1).any() or freqs.shape[0] != int((sizes + 1).sum()):
         raise ModelNotFoundError("weights file has inconsistent symbol tables")
     pmfs = np.zeros((len(sizes), int(sizes.max()) + 1), dtype=np.uint32)
     starts = np.concatenate([[0], np.cumsum(sizes + 1)])
     for r in range(len(sizes)):
         pmfs[r, : sizes[r] + 1] = freqs[starts[r] : starts[r + 1]]
-    return SymbolTables(
-        offsets=tensors[f"{prefix}.offsets"].numpy(),
-        sizes=sizes.astype(np.int32),
-        pmfs=pmfs,
-        contexts=int(tensors[f"{prefix}.contexts"][0]),
-    )
+    try:
+        return SymbolTables(offsets=offsets.astype(np.int32), sizes=sizes.astype(np.int32), pmfs=pmfs, contexts=contexts)
+    except ValueError as exc:
+        raise ModelNotFoundError(f"weights file has unusable symbol tables ({exc}; refit them: cdcodec refit-tables)") from None
 
 
 def codec_tensors(codec: CascadeCodec) -> dict[str, torch.Tensor]:
@@ -73,9 +94,12 @@ def codec_tensors(codec: CascadeCodec) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def restore_codec(codec: CascadeCodec, tensors: dict[str, torch.Tensor]) -> None:
-    """Inverse of `codec_tensors`, in place."""
+def restore_codec(codec: CascadeCodec, tensors: dict[str, torch.Tensor], with_tables: bool = True) -> None:
+    """Inverse of `codec_tensors`, in place; `with_tables=False` restores the network only
+    (to refit the tables, e.g. after the coding contexts changed)."""
     codec.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    if not with_tables:
+        return
     for i in range(codec.num_stages):
         codec.tables[i] = {}
         for quality in range(len(codec.config.qualities)):
@@ -91,8 +115,10 @@ def save_codec(codec: CascadeCodec, path: str | Path) -> str:
     return file_digest(path)
 
 
-def load_codec(path: str | Path) -> tuple[CascadeCodec, bytes]:
-    """Load a codec from a weights file; return it with its 32-byte digest."""
+def load_codec(path: str | Path, with_tables: bool = True) -> tuple[CascadeCodec, bytes]:
+    """Load a codec from a weights file; return it with its 32-byte digest.
+
+    `with_tables=False` loads the network without its symbol tables."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -103,7 +129,7 @@ def load_codec(path: str | Path) -> tuple[CascadeCodec, bytes]:
     if "config" not in metadata:
         raise ModelNotFoundError(f"{path} is not a cdcodec weights file (no config)")
     codec = CascadeCodec(CodecConfig.from_dict(json.loads(metadata["config"])))
-    restore_codec(codec, tensors)
+    restore_codec(codec, tensors, with_tables)
     codec.eval()
     return codec, bytes.fromhex(file_digest(path))
 
@@ -146,13 +172,25 @@ def load_shipped(model_id: str | None = None) -> tuple[CascadeCodec, bytes]:
 @lru_cache(maxsize=4)
 def _load_shipped_id(model_id: str) -> tuple[CascadeCodec, bytes]:
     """The cached load, keyed by the resolved id (so None and the default id share one entry)."""
+    path = shipped_file(model_id)
+    codec, digest = load_codec(path)
+    if codec.config.model_id != model_id:
+        raise ModelNotFoundError(f"weights file for {model_id} declares id {codec.config.model_id}")
+    return codec, digest
+
+
+def manifest_entry(model_id: str) -> dict:
+    """The manifest's record of a shipped model (file, sha256, config, training)."""
     for entry in read_manifest()["models"]:
         if entry["id"] == model_id:
-            path = trained_dir() / entry["file"]
-            codec, digest = load_codec(path)
-            if digest.hex() != entry["sha256"]:
-                raise ModelNotFoundError(f"weights file for {model_id} does not match its manifest sha256")
-            if codec.config.model_id != model_id:
-                raise ModelNotFoundError(f"weights file for {model_id} declares id {codec.config.model_id}")
-            return codec, digest
+            return entry
     raise ModelNotFoundError(f"unknown model id {model_id!r} (shipped: {', '.join(available_models()) or 'none'})")
+
+
+def shipped_file(model_id: str) -> Path:
+    """Path of a shipped model's weights file, after checking it against its manifest sha256."""
+    entry = manifest_entry(model_id)
+    path = trained_dir() / entry["file"]
+    if not path.is_file() or file_digest(path) != entry["sha256"]:
+        raise ModelNotFoundError(f"weights file for {model_id} does not match its manifest sha256")
+    return path

@@ -1,17 +1,19 @@
-"""How many latent bits would richer coding contexts save? (issue 3, a measurement, not the coder)
+"""How many latent bits would richer coding contexts save? (issue 3, the study behind format 4)
 
-The shipped coder (`bitstream.contexts`) picks each symbol's table from what is
-known at the same latent position only: how many of the block's stronger
-channels are nonzero, and what the previous stage sent there. It decodes a
-whole channel in one vectorized call, so a symbol's spatial neighbours in its
-own channel are unknown. This script measures, in ideal bits (−log2 of table
-probabilities, escapes at 16 bits), what three alternatives would save:
+Format 3's coder picked each symbol's table from what is known at the same
+latent position only: how many of the block's stronger channels are nonzero,
+and what the previous stage sent there (``shipped contexts`` below: the rule
+the models shipped with when this was measured). It decoded a whole channel in
+one vectorized call, so a symbol's spatial neighbours in its own channel were
+unknown. This script measures, in ideal bits (−log2 of table probabilities,
+escapes at 16 bits), what three alternatives save:
 
 - ``mix``: the nonzero count also looks at the 4 neighbouring positions'
   stronger channels (known: decoded in earlier calls), 2:1 weight on its own;
 - ``mix+checker``: as ``mix``, and each channel is decoded in two calls, a
   checkerboard half first; the second half's table also depends on
-  Σ|symbol| of its 4 first-half neighbours in the same channel (5 levels);
+  Σ|symbol| of its 4 first-half neighbours in the same channel (5 levels).
+  This is what the coder does since format 4 (`bitstream.contexts`);
 - ``merged``: the same information folded into one activity value per half
   (2·own + neighbours/2 + 4·Σ|neighbour symbols|, in the count buckets):
   64 contexts instead of ``mix+checker``'s 160, so fewer tables to ship.

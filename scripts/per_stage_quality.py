@@ -42,7 +42,7 @@ def encode(loaded, pixels: np.ndarray, levels: tuple[int, ...]) -> bytes:
         s = codec.scale(q)
         sym = stage.quantize(stage.analyse(x, prev, s))
         prior = stage_prior(previous, tuple(sym.shape[-2:]), sym.shape[1])
-        payloads.append(encode_latent(symbols_to_array(sym), codec.tables_for(k, q), prior))
+        payloads.append(encode_latent(symbols_to_array(sym), codec.tables_for(k, q), prior, tuple(sym.shape[-2:])))
         previous = sym
         prev = stage.synthesise(sym, prev, s)
     header = Header(width=w, height=h, channels=3, model_id=codec.config.model_id, weights_digest=loaded.digest,

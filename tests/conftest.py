@@ -43,7 +43,7 @@ def build_tiny_model(path: Path) -> None:
                 grid = tuple(q.shape[-2:])
                 symbols = [symbols_to_array(q[i : i + 1]) for i in range(len(q))]
                 priors = [stage_prior(None if index == 0 else per_stage[index - 1][i : i + 1], grid, q.shape[1]) for i in range(len(q))]
-                codec.tables[index][quality] = fit_tables(symbols, priors)
+                codec.tables[index][quality] = fit_tables(symbols, priors, [grid] * len(symbols))
     save_codec(codec, path)
 
 

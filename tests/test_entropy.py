@@ -81,17 +81,18 @@ def context_tables(channels: int) -> SymbolTables:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 5), st.integers(0, 40), st.integers(0, 2**32 - 1))
-def test_round_trip_with_contexts_and_priors(channels, positions, seed):
+@given(st.integers(1, 5), st.integers(0, 7), st.integers(0, 7), st.integers(0, 2**32 - 1))
+def test_round_trip_with_contexts_and_priors(channels, height, width, seed):
     from cdcodec.bitstream.contexts import PRIOR_LEVELS
 
     rng = np.random.default_rng(seed)
+    positions, grid = height * width, (height, width)
     symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
     prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
     tables = context_tables(channels)
-    payload = encode_latent(symbols, tables, prior)
-    assert np.array_equal(decode_latent(payload, tables, positions, prior), symbols)
-    assert 8 * len(payload) >= tables.ideal_bits(symbols, prior) - 64
+    payload = encode_latent(symbols, tables, prior, grid)
+    assert np.array_equal(decode_latent(payload, tables, positions, prior, grid), symbols)
+    assert 8 * len(payload) >= tables.ideal_bits(symbols, prior, grid) - 64
 
 
 def test_stage_prior_modes():
@@ -106,3 +107,37 @@ def test_stage_prior_modes():
     assert finer.shape == (3, 16)
     assert finer[0].reshape(4, 4)[0, 0] == finer[2].reshape(4, 4)[1, 1] == 1  # block (0,0) has one nonzero
     assert (stage_prior(None, (0, 0), (2, 3), 4) == 0).all()
+
+
+def golden_latent() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """A 3-channel latent on a 5×6 grid with its prior levels, from formulas (no RNG)."""
+    c, y, x = np.meshgrid(np.arange(3), np.arange(5), np.arange(6), indexing="ij")
+    symbols = np.where((y * 7 + x * 5 + c) % 3 == 0, 0, (y * x + c * 4) % 9 - 4) * (3 - c) // 2
+    prior = (y + 2 * x + c) % 4
+    return symbols.reshape(3, -1).astype(np.int32), prior.reshape(3, -1), (5, 6)
+
+
+def test_a_latent_payload_written_by_an_earlier_build_still_decodes():
+    """Latent coding must stay the same in every later build of format 4.
+
+    The fixture was written by the format-4 encoder when that format was made.
+    If this fails, the latent coding (contexts, grouping or order) changed:
+    that needs a new FORMAT_VERSION.
+    """
+    from pathlib import Path
+
+    symbols, prior, grid = golden_latent()
+    tables = context_tables(3)
+    payload = (Path(__file__).parent / "fixtures" / "latent-payload-v4.bin").read_bytes()
+    assert np.array_equal(decode_latent(payload, tables, symbols.shape[1], prior, grid), symbols)
+    assert encode_latent(symbols, tables, prior, grid) == payload
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.int64, st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=st.integers(0, 40)), st.booleans())
+def test_neighbour_sum_is_the_padded_four_neighbour_sum(values, replicate_edge):
+    from cdcodec.bitstream.contexts import neighbour_sum
+
+    padded = np.pad(values, 1, mode="edge" if replicate_edge else "constant")
+    expected = padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
+    assert np.array_equal(neighbour_sum(values, replicate_edge), expected)

@@ -153,9 +153,10 @@ def test_exact_payload_with_a_false_side_length_is_refused():
 
 
 def test_a_payload_written_by_an_earlier_build_still_decodes():
-    """Files must decode the same on every machine and in every later build of format 3.
+    """Files must decode the same on every machine and in every later build of formats 3 and 4.
 
-    The fixture was written by the format-3 encoder when that format was made
+    Format 4 changed only the latent coding. The fixture was written by the
+    format-3 encoder when that format was made
     (a 9×7 RGB residual over a formula preview, checksum field 1234). If this
     fails, the exact stage's decoding changed: that needs a new FORMAT_VERSION.
     """

@@ -26,11 +26,11 @@ def test_latents_round_trip_symbol_exactly(tiny_model):
     for index, q in enumerate(symbols):
         expected = symbols_to_array(q)
         prior = stage_prior(symbols[index - 1] if index else None, tuple(q.shape[-2:]), q.shape[1])
-        decoded = decode_latent(parsed.payloads[index], codec.tables_for(index), expected.shape[1], prior)
+        decoded = decode_latent(parsed.payloads[index], codec.tables_for(index), expected.shape[1], prior, tuple(q.shape[-2:]))
         assert np.array_equal(decoded, expected)
     # The second stage's tables depend on the first stage's symbols: without them it cannot decode.
     with pytest.raises(CdcFormatError):
-        decode_latent(parsed.payloads[1], codec.tables_for(1), symbols_to_array(symbols[1]).shape[1])
+        decode_latent(parsed.payloads[1], codec.tables_for(1), symbols_to_array(symbols[1]).shape[1], grid=tuple(symbols[1].shape[-2:]))
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9, 3), (9, 1, 3), (17, 33, 3), (1, 1), (5, 23), (32, 32)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -14,6 +16,7 @@ from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.checkpoint import load_checkpoint
 from cdcodec.codec.training.train import CHECKPOINT, TrainSettings, train_cascade
 from cdcodec.codec.model import CascadeCodec
+from cdcodec.codec.weights import load_codec
 from imagegen import smooth_image
 
 
@@ -185,3 +188,28 @@ def test_distortion_metrics():
     noisy = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
     assert distortion(brighter, x, "mse") > distortion(noisy, x, "mse") * 0.8
     assert distortion(brighter, x, "ms-ssim") < distortion(noisy, x, "ms-ssim")
+
+
+def test_refit_tables_keeps_the_network_and_its_pixels(tmp_path, tiny_weights):
+    folder = photo_folder(tmp_path)
+    out = tmp_path / "refit.safetensors"
+    args = ["--data", str(folder), "--crop", "16", "--table-crops", "8"]
+    result = CliRunner().invoke(cli, ["refit-tables", str(tiny_weights), "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    old, new = load_codec(tiny_weights)[0], load_codec(out)[0]
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    assert all(sorted(per_quality) == list(range(len(new.config.qualities))) for per_quality in new.tables)
+    assert any(not np.array_equal(new.tables[0][q].pmfs, old.tables[0][q].pmfs) for q in old.tables[0])
+    image = smooth_image(24, 24, seed=3)
+    for quality in range(len(new.config.qualities)):
+        refit_pixels = decode(encode(image, model=out, quality=quality), model=out)
+        assert np.array_equal(refit_pixels, decode(encode(image, model=tiny_weights, quality=quality), model=tiny_weights))
+
+    missing = tmp_path / "x.safetensors"
+    for model, extra, message in (
+        ("no-such-model", [], "unknown model id"),
+        (str(tiny_weights), ["--install"], "needs a shipped model id"),
+        (str(tiny_weights), ["--crop", "64"], "no training image is at least 64x64"),
+    ):
+        bad = CliRunner().invoke(cli, ["refit-tables", model, "--out", str(missing), *args, *extra])
+        assert bad.exit_code == 1 and message in bad.stderr and not missing.exists(), bad.output

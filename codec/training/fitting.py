@@ -36,20 +36,23 @@ def extract_blocks(images: torch.Tensor, block: int) -> torch.Tensor:
     return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, c * block * block)
 
 
-def fit_tables(symbol_batches: list[np.ndarray], prior_batches: list[np.ndarray] | None = None) -> SymbolTables:
+def fit_tables(
+    symbol_batches: list[np.ndarray], prior_batches: list[np.ndarray] | None = None, grids: list[tuple[int, int]] | None = None
+) -> SymbolTables:
     """Context-dependent integer tables from (C, N) symbol arrays seen on training data.
 
     `prior_batches` holds each batch's prior levels, (C, N) like its symbols
-    (None for a first stage). Each (channel, context) row is its histogram plus
+    (None for a first stage); `grids` each batch's latent grid (h, w), h·w = N
+    (None: each batch is one row). Each (channel, context) row is its histogram plus
     BACKOFF pseudo-observations spread like the channel's overall histogram, so
     rarely seen contexts fall back to the channel's statistics.
     """
     symbols = np.concatenate(symbol_batches, axis=1).astype(np.int64)
     if prior_batches is None:
-        prior = np.zeros(symbols.shape, dtype=np.int64)
-    else:
-        prior = np.concatenate([np.broadcast_to(p, b.shape) for p, b in zip(prior_batches, symbol_batches)], axis=1)
-    contexts = context_ids(symbols, prior)
+        prior_batches = [np.zeros(b.shape, dtype=np.int64) for b in symbol_batches]
+    if grids is None:
+        grids = [(1, b.shape[1]) for b in symbol_batches]
+    contexts = np.concatenate([context_ids(b, p, g) for b, p, g in zip(symbol_batches, prior_batches, grids)], axis=1)
     channels = symbols.shape[0]
     lows, highs = symbols.min(axis=1), symbols.max(axis=1)
     # Clip each channel's range around its median so one outlier cannot blow up the table.

@@ -280,7 +280,7 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
 def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = None):
     """Tables for stage k at one quality level, from the symbols it produces on training crops."""
     codec.eval()
-    symbol_batches, prior_batches = [], []
+    symbol_batches, prior_batches, grids = [], [], []
     for _ in range(max(1, settings.table_crops // settings.batch)):
         x = sampler.batch(settings.batch).to(dev)
         per_stage = codec.analyse(x, k + 1, quality)
@@ -289,7 +289,8 @@ def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = No
             symbol_batches.append(symbols_to_array(q[i : i + 1]))
             prev_i = None if previous is None else previous[i : i + 1]
             prior_batches.append(stage_prior(prev_i, tuple(q.shape[-2:]), q.shape[1]))
-    return fit_tables(symbol_batches, prior_batches)
+            grids.append(tuple(q.shape[-2:]))
+    return fit_tables(symbol_batches, prior_batches, grids)
 
 
 def fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettings, dev, progress: bool = True) -> None:
@@ -301,6 +302,21 @@ def fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettin
                 _say(f"stage {k + 1}, quality level {quality}: tables fitted", progress)
 
 
+def refit_tables(codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True) -> CascadeCodec:
+    """Fit every (stage, quality level) table of a trained codec anew, keeping its network.
+
+    For when the way symbols are coded changes (the coding contexts) but the
+    networks that make them do not: the model's images stay bit-identical,
+    only its file sizes change. Deterministic for a given seed, data and device.
+    """
+    dev = torch.device(device)
+    codec.to(dev).eval()
+    codec.tables = [{} for _ in range(codec.num_stages)]
+    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed, progress=progress)
+    fill_tables(codec, sampler, settings, dev, progress)
+    return codec.cpu()
+
+
 def _say(message: str, progress: bool) -> None:
     if progress:
         tqdm.write(message)
@@ -310,4 +326,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "fill_tables", "describe_settings", "check_settings", "distortion", "METRICS"]
+__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "describe_settings", "check_settings", "distortion", "METRICS"]

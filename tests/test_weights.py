@@ -1,0 +1,48 @@
+"""Symbol tables survive the weights file exactly, in its compact layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cdcodec.bitstream import SymbolTables, tables_from_counts
+from cdcodec.bitstream.contexts import CONTEXTS
+from cdcodec.codec.weights import ModelNotFoundError, tables_from_tensors, tables_to_tensors
+
+
+def tables(per_row_ranges: bool) -> SymbolTables:
+    rows = 3 * CONTEXTS
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 500, size=(rows, 12)).astype(float)
+    if per_row_ranges:
+        offsets, sizes = rng.integers(-6, 1, rows), rng.integers(1, 13, rows)
+    else:  # as fitted: one value range per channel, shared by its context rows
+        offsets, sizes = np.repeat([-5, -2, 0], CONTEXTS), np.repeat([11, 5, 1], CONTEXTS)
+    return tables_from_counts(counts, offsets, sizes, contexts=CONTEXTS)
+
+
+def same(a: SymbolTables, b: SymbolTables) -> bool:
+    used = all(np.array_equal(a.pmfs[r, : a.sizes[r] + 1], b.pmfs[r, : b.sizes[r] + 1]) for r in range(len(a.sizes)))
+    return used and a.contexts == b.contexts and np.array_equal(a.offsets, b.offsets) and np.array_equal(a.sizes, b.sizes)
+
+
+@pytest.mark.parametrize("per_row_ranges", [False, True])
+def test_tables_round_trip(per_row_ranges):
+    original = tables(per_row_ranges)
+    tensors = tables_to_tensors(original, "t")
+    assert tensors["t.freqs"].dtype == torch.uint16
+    assert tensors["t.layout"].tolist() == [CONTEXTS, int(not per_row_ranges)]
+    # Shared ranges are stored once per channel, not once per (channel, context) row.
+    assert tensors["t.offsets"].shape[0] == (len(original.sizes) if per_row_ranges else original.channels)
+    assert same(tables_from_tensors(tensors, "t"), original)
+
+
+def test_tables_from_an_older_or_damaged_file_are_refused_with_the_fix():
+    tensors = tables_to_tensors(tables(False), "t")
+    old = {k: v for k, v in tensors.items() if k != "t.layout"}
+    with pytest.raises(ModelNotFoundError, match="refit-tables"):
+        tables_from_tensors(old, "t")
+    short = dict(tensors, **{"t.freqs": tensors["t.freqs"][:-1]})
+    with pytest.raises(ModelNotFoundError, match="inconsistent"):
+        tables_from_tensors(short, "t")
