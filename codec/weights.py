@@ -68,7 +68,10 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
         return None
     if f"{prefix}.layout" not in tensors:
         raise ModelNotFoundError("weights file stores its symbol tables in an older layout (refit them: cdcodec refit-tables)")
-    contexts, per_channel = (int(v) for v in tensors[f"{prefix}.layout"])
+    layout = tensors[f"{prefix}.layout"].tolist()
+    if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
+        raise ModelNotFoundError("weights file has inconsistent symbol tables")
+    contexts, per_channel = layout
     repeat = contexts if per_channel else 1
     offsets = np.repeat(tensors[f"{prefix}.offsets"].numpy().astype(np.int64), repeat)
     sizes = np.repeat(tensors[f"{prefix}.sizes"].numpy().astype(np.int64), repeat)

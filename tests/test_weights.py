@@ -43,6 +43,6 @@ def test_tables_from_an_older_or_damaged_file_are_refused_with_the_fix():
     old = {k: v for k, v in tensors.items() if k != "t.layout"}
     with pytest.raises(ModelNotFoundError, match="refit-tables"):
         tables_from_tensors(old, "t")
-    short = dict(tensors, **{"t.freqs": tensors["t.freqs"][:-1]})
-    with pytest.raises(ModelNotFoundError, match="inconsistent"):
-        tables_from_tensors(short, "t")
+    for name, damaged in (("t.freqs", tensors["t.freqs"][:-1]), ("t.layout", torch.tensor([0, 1])), ("t.layout", torch.tensor([160]))):
+        with pytest.raises(ModelNotFoundError, match="inconsistent"):
+            tables_from_tensors(dict(tensors, **{name: damaged}), "t")
