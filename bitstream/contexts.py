@@ -109,22 +109,22 @@ def checker_halves(grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def neighbour_sum(values: np.ndarray, replicate_edge: bool) -> np.ndarray:
-    """Σ of the 4 direct neighbours of every cell of a 2-D array.
+    """Σ of the 4 direct neighbours of every cell, over the last two axes.
 
-    A neighbour outside the array counts as the nearest cell inside it
+    A neighbour outside the grid counts as the nearest cell inside it
     (`replicate_edge`) or as 0. Written as shifted adds because it runs twice
     per latent channel: np.pad costs more than the sum itself on small grids.
     """
     total = np.zeros_like(values)
-    total[1:] += values[:-1]
-    total[:-1] += values[1:]
-    total[:, 1:] += values[:, :-1]
-    total[:, :-1] += values[:, 1:]
+    total[..., 1:, :] += values[..., :-1, :]
+    total[..., :-1, :] += values[..., 1:, :]
+    total[..., :, 1:] += values[..., :, :-1]
+    total[..., :, :-1] += values[..., :, 1:]
     if replicate_edge:
-        total[0] += values[0]
-        total[-1] += values[-1]
-        total[:, 0] += values[:, 0]
-        total[:, -1] += values[:, -1]
+        total[..., 0, :] += values[..., 0, :]
+        total[..., -1, :] += values[..., -1, :]
+        total[..., :, 0] += values[..., :, 0]
+        total[..., :, -1] += values[..., :, -1]
     return total
 
 
@@ -142,15 +142,18 @@ def activity_bucket(so_far: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return count_bucket((2 * counts + (around + 1) // 2 + 2) // 4).reshape(-1)
 
 
-def checker_levels(first_half: np.ndarray, grid: tuple[int, int], second: np.ndarray) -> np.ndarray:
+def checker_levels(values: np.ndarray, grid: tuple[int, int], first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Level (1..CHECKER_LEVELS-1) of each `second`-half position from Σ|first-half neighbours|.
 
-    `first_half` (h·w,) holds the channel's decoded first-half symbols and 0 on
-    the second half; neighbours outside the grid count 0 (repeating the edge
-    would hand a border position its own, not yet decoded, value).
+    `values` (h·w,) is the channel; only its `first`-half positions are read
+    (the decoder knows no more when it needs these levels). Neighbours outside
+    the grid count 0: repeating the edge would hand a border position its own,
+    not yet decoded, value.
     """
     h, w = grid
-    around = neighbour_sum(np.abs(first_half.astype(np.int64)).reshape(h, w), replicate_edge=False)
+    magnitude = np.zeros(h * w, dtype=np.int64)
+    magnitude[first] = np.abs(values[first])
+    around = neighbour_sum(magnitude.reshape(h, w), replicate_edge=False)
     return _LEVEL_LOOKUP[np.minimum(around.reshape(-1)[second], MAGNITUDE_THRESHOLDS[-1])]
 
 
@@ -172,8 +175,6 @@ def context_ids(symbols: np.ndarray, prior: np.ndarray, grid: tuple[int, int]) -
     ids = np.empty(symbols.shape, dtype=np.int64)
     for c in range(symbols.shape[0]):
         activity = activity_bucket(so_far[c], grid)
-        known = np.zeros(symbols.shape[1], dtype=np.int64)
-        known[first] = symbols[c, first]
         ids[c, first] = context_id(activity[first], 0, prior[c, first])
-        ids[c, second] = context_id(activity[second], checker_levels(known, grid, second), prior[c, second])
+        ids[c, second] = context_id(activity[second], checker_levels(symbols[c], grid, first, second), prior[c, second])
     return ids

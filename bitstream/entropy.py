@@ -238,9 +238,7 @@ class _ContextWalk:
     def second_half(self, channel: int, values: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if self.tables.contexts == 1:
             return []
-        known = np.zeros(self.nonzero.shape[0], dtype=np.int64)
-        known[self.first] = values[self.first]
-        levels = checker_levels(known, self.grid, self.second)
+        levels = checker_levels(values, self.grid, self.first, self.second)
         ids = context_id(self.activity[self.second], levels, self.prior[channel, self.second])
         return _grouped(self.tables, channel, ids, self.second)
 

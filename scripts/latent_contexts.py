@@ -47,31 +47,9 @@ from cdcodec.codec.pipeline import _to_tensor, get_model
 
 BACKOFF = 4.0  # as codec.training.fitting.BACKOFF
 MAX_TABLE_WIDTH = 2048  # as codec.training.fitting.MAX_TABLE_WIDTH
-NEIGHBOURS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 #: The context rules compared, the shipped one first (see the module docstring).
 VARIANTS = ("shipped contexts", "mix", "mix+checker", "merged")
 SHIPPED = VARIANTS[0]
-
-
-def shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Value at (y + dy, x + dx) for every (y, x) of the last two axes, edges repeated.
-
-    Only for values known at every position (the stronger channels).
-    """
-    h, w = a.shape[-2:]
-    rows = np.clip(np.arange(h) + dy, 0, h - 1)
-    cols = np.clip(np.arange(w) + dx, 0, w - 1)
-    return a[..., rows, :][..., :, cols]
-
-
-def neighbour_sum(a: np.ndarray) -> np.ndarray:
-    """Σ of the 4 direct neighbours inside the grid (outside counts 0), over the last two axes.
-
-    For the checkerboard: a second-half position's neighbours are all first-half
-    ones, but repeating the edge would hand a border position its own value.
-    """
-    padded = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(1, 1), (1, 1)])
-    return padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2] + padded[..., 1:-1, 2:]
 
 
 def variants(s: np.ndarray, prior: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
@@ -79,11 +57,12 @@ def variants(s: np.ndarray, prior: np.ndarray) -> dict[str, tuple[np.ndarray, in
     c, h, w = s.shape
     nonzero = (s != 0).astype(np.int64)
     so_far = np.concatenate([np.zeros((1, h, w), np.int64), np.cumsum(nonzero, axis=0)[:-1]])
-    around = sum(shifted(so_far, dy, dx) for dy, dx in NEIGHBOURS)
+    around = contexts.neighbour_sum(so_far, replicate_edge=True)  # stronger channels: known everywhere
     mix = contexts.count_bucket((2 * so_far + (around + 1) // 2 + 2) // 4)
     rows, cols = np.mgrid[0:h, 0:w]
     second = ((rows + cols) % 2 == 1)[None]
-    magnitude = neighbour_sum(np.abs(s))
+    # Outside the grid counts 0: repeating the edge would hand a border position its own value.
+    magnitude = contexts.neighbour_sum(np.abs(s), replicate_edge=False)
     level = np.where(second, 1 + np.searchsorted([1, 2, 4], magnitude, side="right"), 0)
     merged = np.where(second, 8 + contexts.count_bucket((2 * so_far + (around + 1) // 2 + 4 * magnitude + 2) // 4), mix)
     p = prior.reshape(c, h, w)
