@@ -27,6 +27,10 @@ PRESETS = {
     # a fraction of the cascade's time, and it is what every later stage builds on).
     "cascade3-stage1": (StageConfig(block=16, step=0.5),),
     "cascade3-stage1-selu": (StageConfig(block=16, step=0.5, activation="selu"),),
+    # One stage at cascade3's stage-2 operating point (block 8, step 0.2: about
+    # 1 bit per pixel), coding the image itself: the cascade ablation's "one
+    # bigger single-stage model at the same rate" (experiments/codec_study).
+    "single8": (StageConfig(block=8, step=0.2),),
     # A tiny layout for tests and smoke runs: trains in seconds.
     "tiny": (
         StageConfig(block=4, step=0.3, refine_features=8, refine_layers=2, encoder_features=8),
@@ -35,7 +39,13 @@ PRESETS = {
 }
 
 
-QUALITIES = {"cascade3": CASCADE3_QUALITIES, "cascade3-stage1": CASCADE3_QUALITIES, "cascade3-stage1-selu": CASCADE3_QUALITIES, "tiny": (1.5, 1.0, 0.7)}
+QUALITIES = {
+    "cascade3": CASCADE3_QUALITIES,
+    "cascade3-stage1": CASCADE3_QUALITIES,
+    "cascade3-stage1-selu": CASCADE3_QUALITIES,
+    "single8": CASCADE3_QUALITIES,
+    "tiny": (1.5, 1.0, 0.7),
+}
 
 
 def preset_config(name: str, model_id: str) -> CodecConfig:

@@ -33,6 +33,14 @@ class ModelNotFoundError(LookupError):
     """No shipped or given model matches what was asked for."""
 
 
+class StaleTablesError(ModelNotFoundError):
+    """The file's symbol tables were fitted for an older latent coding; its network is fine.
+
+    Separate from other unreadable files so that a caller holding an expensive
+    trained network (the codec study's cache) can refit the tables instead of
+    retraining."""
+
+
 def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tensor]:
     """Tables as compact tensors: frequencies as uint16, and each row's used entries
     only, concatenated (ragged), which keeps files small when a few rows are wide.
@@ -67,7 +75,7 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
     if f"{prefix}.freqs" not in tensors:
         return None
     if f"{prefix}.layout" not in tensors:
-        raise ModelNotFoundError("weights file stores its symbol tables in an older layout (refit them: cdcodec refit-tables)")
+        raise StaleTablesError("weights file stores its symbol tables in an older layout (refit them: cdcodec refit-tables)")
     layout = tensors[f"{prefix}.layout"].tolist()
     if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
         raise ModelNotFoundError("weights file has inconsistent symbol tables")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
+from PIL import Image
 from click.testing import CliRunner
 
 from cdcodec.cli.main import cli
 from cdcodec.experiments.codec_study.decoder_only import ResidualDecoder
 from cdcodec.experiments.codec_study.report import ablation_table, envelope_bd, reading, training_table
+
+from imagegen import smooth_image
 
 
 def curve(shift_db: float, rate_factor: float = 1.0) -> list[dict]:
@@ -34,7 +39,40 @@ def test_tables_name_every_run_and_variant():
     text = training_table(rows, curves, "base")
     assert "| base (plain) | 10 | 1.0 |" in text and "better (x)" in text
     assert "+0.0 %" in text  # the reference against itself
-    assert ablation_table(curves, "base").count("\n") == 3
+    ablation = ablation_table(curves, ("base", "better"))
+    assert ablation.count("\n") == 3
+    assert "BD-rate PSNR vs base | BD-rate MS-SSIM vs base | BD-rate PSNR vs better |" in ablation
+    better_row = next(line for line in ablation.splitlines() if line.startswith("| better |"))
+    assert [cell.strip() for cell in better_row.split("|")][-4:-2] == ["+0.0 %", "+0.0 %"]  # against itself
+
+
+def test_stale_tables_are_refit_once_beside_the_cached_run(tmp_path, tiny_weights):
+    """A study run whose tables predate the current latent coding is refit, not retrained."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from cdcodec.codec.weights import StaleTablesError, load_codec
+    from cdcodec.experiments.codec_study.refit import current_weights, refit_path
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(2):
+        Image.fromarray(smooth_image(40, 48, seed=seed)).save(photos / f"{seed}.png")
+    stale = tmp_path / "run" / "model.safetensors"
+    stale.parent.mkdir()
+    with safe_open(str(tiny_weights), framework="pt") as handle:  # the same model, tables without their layout field
+        tensors = {k: handle.get_tensor(k) for k in handle.keys() if not k.endswith(".layout")}
+        save_file(tensors, str(stale), metadata=handle.metadata())
+    with pytest.raises(StaleTablesError):
+        load_codec(stale)
+
+    refit = current_weights(stale, photos, crop=16, table_crops=8)
+    assert refit == refit_path(stale) and refit.exists()
+    old, new = load_codec(tiny_weights)[0], load_codec(refit)[0]
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    made = refit.stat().st_mtime_ns
+    assert current_weights(stale, photos, crop=16, table_crops=8) == refit and refit.stat().st_mtime_ns == made  # made once
+    assert current_weights(tiny_weights, photos) == tiny_weights  # current tables: used as they are
 
 
 def test_untrained_residual_decoder_is_the_identity():

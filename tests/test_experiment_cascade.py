@@ -308,6 +308,45 @@ def test_command_runs_all_ten_paper_algorithms(tmp_path):
     assert load_cached(algs.BY_NAME["RCDAE"], cfg, cache, seed=7) is None  # never trained
 
 
+def test_seed_option_splits_a_run_over_processes_sharing_the_cache(tmp_path):
+    data = tmp_path / "data" / "mnist"
+    data.mkdir(parents=True)
+    _write_idx(data / "train-images-idx3-ubyte.gz", _images(40, seed=6))
+    _write_idx(data / "t10k-images-idx3-ubyte.gz", _images(8, seed=7))
+    common = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--hidden", "8",
+              "--algorithms", "AE,RCDAE", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    alone = CliRunner().invoke(cascade_command, [*common, "--seed", "1", "--out", str(tmp_path / "one")])
+    assert alone.exit_code == 0, alone.output
+    one = json.loads((tmp_path / "one" / "mnist-e1.json").read_text())
+    assert one["seeds"] == [1] and {r["seed"] for r in one["runs"]} == {1}
+    assert "--seed 1" in one["command"]
+
+    # The full run finds seed 1 finished in the cache, trains only seed 0, and scores seed 1 the same.
+    full = CliRunner().invoke(cascade_command, [*common, "--seeds", "2", "--out", str(tmp_path / "both")])
+    assert full.exit_code == 0, full.output
+    assert "seed 1 AE stage 1: cached" in full.stderr and "seed 0 AE stage 1: trained" in full.stderr
+    assert "seed 1 RCDAE stage 2: cached" in full.stderr
+    both = json.loads((tmp_path / "both" / "mnist-e1.json").read_text())
+    def scores(runs):  # train_seconds is this invocation's time, 0 for cached stages
+        return [{k: v for k, v in r.items() if k != "train_seconds"} for r in runs]
+
+    assert scores(r for r in both["runs"] if r["seed"] == 1) == scores(one["runs"])
+
+
+def test_cache_reads_stages_and_checkpoints_written_as_torch_pickles_before_safetensors(tmp_path):
+    cache = RunCache(tmp_path, "mnist-x", "cfg", 100)
+    finished = {"decoder": {"w": torch.arange(6.0).reshape(2, 3)}}
+    partial = {"epoch": 41, "modules": {"d": {"w": torch.ones(2)}}, "optimizers": {}}
+    final_path = cache.stage_path("RCDAE", 1, 2)
+    final_path.parent.mkdir(parents=True)
+    torch.save(finished, final_path.with_suffix(".pt"))
+    torch.save(partial, cache.checkpoint("RCDAE", 1, 2).path.with_suffix(".pt"))
+    assert final_path.name == "stage2.safetensors"
+    assert torch.equal(cache.load("RCDAE", 1, 2)["decoder"]["w"], finished["decoder"]["w"])
+    assert cache.checkpoint("RCDAE", 1, 2).load()["epoch"] == 41
+    assert sorted(p.name for p in final_path.parent.iterdir()) == ["stage2.partial.safetensors", "stage2.safetensors"]
+
+
 def test_command_reports_missing_data_dir(tmp_path):
     result = CliRunner().invoke(cascade_command, ["--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert result.exit_code != 0

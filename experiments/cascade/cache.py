@@ -2,14 +2,17 @@
 
 Layout under the cache root (outside the repository)::
 
-    <root>/<dataset>-<data hash>/<config hash>/e<epochs>/seed<k>/<ALGO>/stage<n>.pt
+    <root>/<dataset>-<data hash>/<config hash>/e<epochs>/seed<k>/<ALGO>/stage<n>.safetensors
 
 Stage 1 is stored once per base model (under ``AE``, ``AAE``, ``VAE``, ``WAE``)
 and shared by every cascade on that base; stage n > 1 is stored under the
-cascade's own name. While a stage trains, ``stage<n>.partial.pt`` holds the
-state after the last finished epoch; it is replaced by ``stage<n>.pt`` when the
-stage completes. Writes go to a temporary file first and are renamed into
-place, so an interrupted run never leaves a half-written file that looks valid.
+cascade's own name. While a stage trains, ``stage<n>.partial.safetensors``
+holds the state after the last finished epoch; it is replaced by
+``stage<n>.safetensors`` when the stage completes. Writes go to a temporary
+file first and are renamed into place, so an interrupted run never leaves a
+half-written file that looks valid. Files are safetensors (`state_file`); a
+cache from before that, with torch pickles named ``.pt``, is converted as it
+is read.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from ..state_file import load_state, save_state
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("CDCODEC_CACHE", Path.home() / ".cache" / "cdcodec")) / "experiments" / "cascade"
 
@@ -32,11 +36,9 @@ def data_key(name: str, *arrays: np.ndarray) -> str:
     return f"{name}-{h.hexdigest()[:10]}"
 
 
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _legacy(path: Path) -> Path:
+    """Where a cache written before safetensors kept the same state."""
+    return path.with_suffix(".pt")
 
 
 class StageCheckpoint:
@@ -46,15 +48,14 @@ class StageCheckpoint:
         self.path = path
 
     def load(self) -> dict | None:
-        if not self.path.is_file():
-            return None
-        return torch.load(self.path, map_location="cpu", weights_only=True)
+        return load_state(self.path, _legacy(self.path))
 
     def save(self, state: dict) -> None:
-        _atomic_save(state, self.path)
+        save_state(self.path, state)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        _legacy(self.path).unlink(missing_ok=True)
 
 
 class RunCache:
@@ -70,18 +71,16 @@ class RunCache:
 
     def stage_path(self, owner: str, seed: int, stage: int) -> Path:
         """`owner` is the base model's name for stage 1, the algorithm's otherwise."""
-        return self.dir / f"seed{seed}" / owner / f"stage{stage}.pt"
+        return self.dir / f"seed{seed}" / owner / f"stage{stage}.safetensors"
 
     def checkpoint(self, owner: str, seed: int, stage: int) -> StageCheckpoint:
         final = self.stage_path(owner, seed, stage)
-        return StageCheckpoint(final.with_name(f"stage{stage}.partial.pt"))
+        return StageCheckpoint(final.with_name(f"stage{stage}.partial.safetensors"))
 
     def load(self, owner: str, seed: int, stage: int) -> dict | None:
         path = self.stage_path(owner, seed, stage)
-        if not path.is_file():
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_state(path, _legacy(path))
 
     def save(self, owner: str, seed: int, stage: int, state: dict) -> None:
-        _atomic_save(state, self.stage_path(owner, seed, stage))
+        save_state(self.stage_path(owner, seed, stage), state)
         self.checkpoint(owner, seed, stage).clear()

@@ -39,6 +39,9 @@ def _device(name: str) -> str:
               help="Folder holding mnist/, fashion-mnist/ and medmnist/.")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Epochs per stage (paper: 100).")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Number of seeds (0..n-1).")
+@click.option("--seed", "only_seeds", type=click.IntRange(min=0), multiple=True,
+              help="Run only this seed (repeatable) instead of 0..n-1: splits one run over processes that share the "
+                   "cache; the table then covers only these seeds.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/cascade"), show_default=True)
 @click.option("--algorithms", "algorithm_spec", default="all", show_default=True,
@@ -51,7 +54,7 @@ def _device(name: str) -> str:
               help="Hidden width of encoder and decoders (the paper does not give one).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
-def cascade_command(dataset, data_dir, epochs, seeds, device, out, algorithm_spec, cache_dir, quant_step, hidden, threads, quiet):
+def cascade_command(dataset, data_dir, epochs, seeds, only_seeds, device, out, algorithm_spec, cache_dir, quant_step, hidden, threads, quiet):
     """Reproduce the cascade-decoder autoencoder paper's table on one dataset."""
     torch.set_num_threads(threads)
     if not Path(data_dir).is_dir():
@@ -62,11 +65,12 @@ def cascade_command(dataset, data_dir, epochs, seeds, device, out, algorithm_spe
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     cfg = replace(TrainConfig(), hidden=hidden)
+    seed_list = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     spec = ExperimentSpec(
         dataset=dataset,
         epochs=epochs,
-        seeds=list(range(seeds)),
+        seeds=seed_list,
         algorithms=selected,
         cfg=cfg,
         device=_device(device),
@@ -75,13 +79,14 @@ def cascade_command(dataset, data_dir, epochs, seeds, device, out, algorithm_spe
         log=log,
     )
     log(f"{dataset}: {len(splits.train)} train / {len(splits.test)} test images, "
-        f"{len(selected)} algorithms, {seeds} seed(s), {epochs} epoch(s) per stage on {spec.device}")
+        f"{len(selected)} algorithms, seed(s) {seed_list}, {epochs} epoch(s) per stage on {spec.device}")
     output = run_experiment(splits, spec)
     rows = summarise(dataset, output.runs)
     table = format_table(dataset, spec, rows)
     click.echo(table)
+    seed_args = [a for s in seed_list for a in ("--seed", str(s))] if only_seeds else ["--seeds", str(seeds)]
     command = "cdcodec experiment cascade " + shlex.join(
-        ["--dataset", dataset, "--epochs", str(epochs), "--seeds", str(seeds), "--algorithms", algorithm_spec,
+        ["--dataset", dataset, "--epochs", str(epochs), *seed_args, "--algorithms", algorithm_spec,
          "--quant-step", f"{quant_step:g}", "--hidden", str(hidden)]
     )
     out.mkdir(parents=True, exist_ok=True)

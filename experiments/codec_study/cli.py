@@ -16,12 +16,19 @@ from pathlib import Path
 
 import click
 
+from ...bitstream.container import FORMAT_VERSION
+
 from ...bench.curves import average_curve
 from ...bench.images import folder_images
-from .runs import DEFAULT_CACHE, RUNS, train_run, weights_path
+from .runs import DEFAULT_CACHE, RUNS, SINGLE_STAGE, train_run, weights_path
 
 SHIPPED_STAGE1 = "shipped stage 1"
-ABLATION = ("(a) stage 1 alone, finer steps", "(b) stage 1 + decoder-only residual stage", "(c) cascade, stages with their own latents")
+ABLATION = (
+    "(a) stage 1 alone, finer steps",
+    "(b) stage 1 + decoder-only residual stage",
+    "(c) cascade, stages with their own latents",
+    "(d) one stage trained at about 1 bpp",
+)
 
 
 def _cached(path: Path, make):
@@ -65,6 +72,7 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
     from .decoder_only import load_residual_decoder, train_residual_decoder
     from .evaluate import measure_model
     from .plots import plot_ablation, plot_training
+    from .refit import current_weights, refit_command
     from .report import ablation_table, training_table
     from .wide import widen_stage1
 
@@ -74,13 +82,22 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
             raise click.ClickException(f"{folder} does not exist (the study needs ../shared/data)")
     images = folder_images(images_dir)
     names = {im.name for im in images}
-    tag = f"{images_dir.name}-{len(images)}"
+    # Measurements are cached per latent format: a new format changes every file size.
+    tag = f"{images_dir.name}-{len(images)}-format{FORMAT_VERSION}"
     records_dir = cache / "records"
     shipped = _bench_records(bench_json, names)
     if {r["image"] for r in shipped} != names:
         raise click.ClickException(f"{bench_json} does not cover every image in {images_dir}")
 
-    curves, rows = {}, []
+    curves, rows, refits = {}, [], []
+
+    def measurable(path: Path) -> Path:
+        """The run's weights, with tables refit if they predate the current latent coding."""
+        weights = current_weights(path, data_dir)
+        if weights != path:
+            refits.append(refit_command(path, data_dir))
+        return weights
+
     stage1 = [r for r in shipped if r["setting"].endswith("stages=1")]
     curves[SHIPPED_STAGE1] = average_curve(_relabel(stage1, SHIPPED_STAGE1), SHIPPED_STAGE1)
     rows.append({"name": SHIPPED_STAGE1, "steps": _shipped_stage1_steps(), "note": "default model, ~1.1 steps/s, schedule restarted once", "train_seconds": None})
@@ -91,7 +108,8 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
             continue
         train_run(run, data_dir, cache)
         log = json.loads((path.parent / "log.json").read_text())
-        records = _cached(records_dir / f"{run.name}-{tag}.json", lambda: measure_model(run.name, path, images, 1, range(5)))
+        weights = measurable(path)
+        records = _cached(records_dir / f"{run.name}-{tag}.json", lambda: measure_model(run.name, weights, images, 1, range(5)))
         curves[run.name] = average_curve(records, run.name)
         rows.append({"name": run.name, "steps": run.steps, "note": run.note, "train_seconds": log[0].get("train_seconds"), "command": run.command(str(data_dir))})
 
@@ -105,12 +123,23 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
         ABLATION[1]: average_curve(with_decoder, ABLATION[1]),
         ABLATION[2]: average_curve(_relabel(shipped, ABLATION[2]), ABLATION[2]),
     }
+    single_path = weights_path(cache, SINGLE_STAGE)
+    single_run = None
+    if single_path.exists() or train:
+        single = measurable(train_run(SINGLE_STAGE, data_dir, cache))
+        single_records = _cached(records_dir / f"{SINGLE_STAGE.name}-{tag}.json", lambda: measure_model(ABLATION[3], single, images, 1, range(5)))
+        ablation[ABLATION[3]] = average_curve(single_records, ABLATION[3])
+        log = json.loads((single_path.parent / "log.json").read_text())
+        single_run = {"name": SINGLE_STAGE.name, "steps": SINGLE_STAGE.steps, "note": SINGLE_STAGE.note,
+                      "train_seconds": log[0].get("train_seconds"), "command": SINGLE_STAGE.command(str(data_dir))}
+    else:
+        click.echo(f"skipping {SINGLE_STAGE.name}: not trained (run without --no-train)", err=True)
 
     reference = "base-1000" if "base-1000" in curves else SHIPPED_STAGE1
-    tables = {"training": training_table(rows, curves, reference), "ablation": ablation_table(ablation, ABLATION[0])}
+    tables = {"training": training_table(rows, curves, reference), "ablation": ablation_table(ablation, (ABLATION[0], ABLATION[2]))}
     out_dir.mkdir(parents=True, exist_ok=True)
     command = "cdcodec experiment codec-study " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-    (out_dir / "kodak.json").write_text(json.dumps({"command": command, "runs": rows, "curves": curves, "ablation": ablation, "tables": tables}, indent=1))
+    (out_dir / "kodak.json").write_text(json.dumps({"command": command, "runs": rows, "single_stage_run": single_run, "refits": refits, "curves": curves, "ablation": ablation, "tables": tables}, indent=1))
     (out_dir / "tables.md").write_text(
         f"Made by `{command}`.\n\n## Training runs (stage 1 only, Kodak)\n\n{tables['training']}\n\n## Cascade ablation (Kodak)\n\n{tables['ablation']}\n"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ...bench.bdrate import bd_rate
 from ...bench.curves import quality_at_rate, quality_axis, upper_envelope
 
@@ -45,15 +47,19 @@ def training_table(rows: list[dict], curves: dict[str, list[dict]], reference: s
     return "\n".join(lines)
 
 
-def ablation_table(curves: dict[str, list[dict]], reference: str) -> str:
-    """Markdown: PSNR / MS-SSIM of each ablation curve at ABLATION_RATES, and BD-rates against `reference`."""
-    header = "| variant | " + " | ".join(f"{r} bpp" for r in ABLATION_RATES) + f" | BD-rate PSNR vs {reference} | BD-rate MS-SSIM vs {reference} | rate range (bpp) |"
-    lines = [header, "|---|" + "---:|" * (len(ABLATION_RATES) + 3)]
+def ablation_table(curves: dict[str, list[dict]], references: Sequence[str]) -> str:
+    """Markdown: PSNR / MS-SSIM of each ablation curve at ABLATION_RATES, and BD-rates against each reference.
+
+    A reference column is headed by its label's first word, e.g. "(a)"."""
+    labels = [ref.split()[0] for ref in references]
+    bd_heads = [f"BD-rate {m} vs {label}" for label in labels for m in ("PSNR", "MS-SSIM")]
+    header = "| variant | " + " | ".join(f"{r} bpp" for r in ABLATION_RATES) + " | " + " | ".join(bd_heads) + " | rate range (bpp) |"
+    lines = [header, "|---|" + "---:|" * (len(ABLATION_RATES) + len(bd_heads) + 1)]
     for name, points in curves.items():
         cells = [
             f"{_fmt(reading(points, 'psnr', r))} dB / {_fmt(reading(points, 'ms_ssim', r), 4)}" for r in ABLATION_RATES
         ]
-        bd = [_fmt(envelope_bd(curves[reference], points, k), 1, True) for k in METRICS]
+        bd = [f"{_fmt(envelope_bd(curves[ref], points, k), 1, True)} %" for ref in references for k in METRICS]
         span = f"{min(p['bpp'] for p in points):.3f}–{max(p['bpp'] for p in points):.3f}"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {bd[0]} % | {bd[1]} % | {span} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(bd) + f" | {span} |")
     return "\n".join(lines)

@@ -43,6 +43,11 @@ RUNS = (
     Run("selu-1000", "cascade3-stage1-selu", 1000, note="SELU instead of LeakyReLU"),
 )
 
+#: Ablation (d): one stage trained from scratch at the cascade's stage-2 rate (about
+#: 1 bpp), for as many steps as the shipped cascade3's stages 1 and 2 together
+#: (1800 + 1600): the "one bigger single-stage model at the same rate".
+SINGLE_STAGE = Run("single8-3400", "single8", 3400, note="one stage, block 8, step 0.2, trained at about 1 bpp")
+
 
 def weights_path(cache: Path, run: Run) -> Path:
     return cache / run.name / "model.safetensors"

@@ -16,6 +16,7 @@ from ...codec.pipeline import get_model
 from ...codec.training.data import CropSampler
 from ...codec.training.train import TrainSettings, fill_tables
 from ...codec.weights import save_codec
+from .refit import has_current_tables
 
 #: Step factors below the shipped 0.5, continuing its 2^(-1/2) ladder down to ~0.06.
 FINER = (0.3536, 0.25, 0.1768, 0.125, 0.0884, 0.0625)
@@ -23,8 +24,8 @@ FINER = (0.3536, 0.25, 0.1768, 0.125, 0.0884, 0.0625)
 
 def widen_stage1(data_dir: Path, out: Path, model=None) -> Path:
     """Write a one-stage model: the shipped stage 1 with the extra quality levels FINER."""
-    if out.exists():
-        return out
+    if out.exists() and has_current_tables(out):
+        return out  # else made before the latent coding changed: rebuild from the shipped model
     shipped = get_model(model).codec
     config = CodecConfig(
         model_id=f"{shipped.config.model_id}-stage1-wide",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..state_file import load_state, save_state
 from .configs import RunConfig
 from .data import Split
 from .evaluate import sse_per_image
@@ -84,7 +85,7 @@ def run_one(config: RunConfig, seed: int, setup: Setup, faces: np.ndarray, split
     model = new_model(spec, seed)
     run_dir = Path(cache_dir) / "runs" / run_name(config, seed, setup) if cache_dir else None
     if run_dir is not None and (run_dir / "result.json").exists():
-        model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu"))
+        model.load_state_dict(load_state(run_dir / "model.safetensors", legacy=run_dir / "model.pt"))
         model.to(device).eval()
         saved = json.loads((run_dir / "result.json").read_text())
         return RunResult(config.key, seed, saved["sse"], saved["seconds"], True, model)
@@ -95,7 +96,7 @@ def run_one(config: RunConfig, seed: int, setup: Setup, faces: np.ndarray, split
     sse = sse_per_image(model, faces, split.eval, device).tolist()
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), run_dir / "model.pt")
+        save_state(run_dir / "model.safetensors", model.state_dict())
         tmp = run_dir / "result.json.tmp"
         tmp.write_text(json.dumps({"config": config.key, "seed": seed, "sse": sse,
                                    "seconds": seconds}))
