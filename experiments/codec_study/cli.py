@@ -94,8 +94,8 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
     def measurable(path: Path) -> Path:
         """The run's weights, with tables refit if they predate the current latent coding."""
         weights = current_weights(path, data_dir)
-        if weights != path:
-            refits.append(refit_command(path, data_dir))
+        if weights != path:  # recorded with the cache folder shown as CACHE, as the runs' commands are
+            refits.append(refit_command(path, data_dir).replace(str(cache), "CACHE"))
         return weights
 
     stage1 = [r for r in shipped if r["setting"].endswith("stages=1")]

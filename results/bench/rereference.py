@@ -11,6 +11,9 @@ and, with --bpp-window, only over the qualities both curves reach inside a rate
 window (the issue's targets are stated over 0.25-1.5 bpp):
 
     python results/bench/rereference.py results/bench/kodak.json --reference webp --bpp-window 0.25 1.5
+
+--per-image adds one table per metric with each image's own BD-rates (each
+image's curves alone), to see which images drive a small set's average.
 """
 
 from __future__ import annotations
@@ -46,21 +49,36 @@ def main() -> None:
     parser.add_argument("--reference", required=True, help="codec name, e.g. cdcodec")
     parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"),
                         help="only the qualities both curves reach between LOW and HIGH bpp")
+    parser.add_argument("--per-image", action="store_true", help="also each image's own BD-rates, one table per metric")
     args = parser.parse_args()
     doc = json.loads(args.results.read_text())
     method = doc["options"].get("bd_method", "pchip")
-    if args.bpp_window:
-        low, high = args.bpp_window
-        bd = window_bd(doc, args.reference, low, high, method)
-        where = f", {low:g}-{high:g} bpp"
-    else:
-        bd = summarise(doc["measurements"], doc["codecs"], args.reference, method)["bd_rate_percent"]
-        where = ""
+    where = f", {args.bpp_window[0]:g}-{args.bpp_window[1]:g} bpp" if args.bpp_window else ""
+    bd = bd_rates(doc, args.reference, args.bpp_window, method)
     print(f"BD-rate (%) against {args.reference} ({method}{where}; SSIM and MS-SSIM in dB)")
     print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
     for name, row in bd.items():
-        cells = ["–" if row[k] is None else f"{row[k]:+.1f}" for k in KEYS]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        print(f"| {name} | " + " | ".join(_cell(row[k]) for k in KEYS) + " |")
+    if args.per_image:
+        images = sorted({m["image"] for m in doc["measurements"]})
+        per_image = {im: bd_rates(dict(doc, measurements=[m for m in doc["measurements"] if m["image"] == im]),
+                                  args.reference, args.bpp_window, method) for im in images}
+        for key in KEYS:
+            print(f"\nPer image, {key} BD-rate (%) against {args.reference} ({method}{where})")
+            print("| image | " + " | ".join(bd) + " |\n|---|" + "---|" * len(bd))
+            for im in images:
+                print(f"| {im} | " + " | ".join(_cell(per_image[im].get(name, {}).get(key)) for name in bd) + " |")
+
+
+def bd_rates(doc: dict, reference: str, window: tuple[float, float] | None, method: str) -> dict:
+    """{codec: {metric: BD-rate %}}: over the whole common range, or only inside the bpp `window`."""
+    if window:
+        return window_bd(doc, reference, window[0], window[1], method)
+    return summarise(doc["measurements"], doc["codecs"], reference, method)["bd_rate_percent"]
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1f}"
 
 
 if __name__ == "__main__":
