@@ -266,11 +266,16 @@ def test_delta_sign_needs_consistent_seeds():
 # --- the command ------------------------------------------------------------
 
 
-def test_command_runs_all_ten_paper_algorithms(tmp_path):
-    data = tmp_path / "data" / "mnist"
+def _fake_mnist(root, train: int, test: int, seed: int):
+    """A data folder with a small random MNIST (IDX files) under `root`/mnist."""
+    data = root / "mnist"
     data.mkdir(parents=True)
-    _write_idx(data / "train-images-idx3-ubyte.gz", _images(60, seed=4))
-    _write_idx(data / "t10k-images-idx3-ubyte.gz", _images(12, seed=5))
+    _write_idx(data / "train-images-idx3-ubyte.gz", _images(train, seed=seed))
+    _write_idx(data / "t10k-images-idx3-ubyte.gz", _images(test, seed=seed + 1))
+
+
+def test_command_runs_all_ten_paper_algorithms(tmp_path):
+    _fake_mnist(tmp_path / "data", 60, 12, seed=4)
     args = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--seeds", "2",
             "--hidden", "8", "--algorithms", "paper", "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
@@ -309,10 +314,7 @@ def test_command_runs_all_ten_paper_algorithms(tmp_path):
 
 
 def test_seed_option_splits_a_run_over_processes_sharing_the_cache(tmp_path):
-    data = tmp_path / "data" / "mnist"
-    data.mkdir(parents=True)
-    _write_idx(data / "train-images-idx3-ubyte.gz", _images(40, seed=6))
-    _write_idx(data / "t10k-images-idx3-ubyte.gz", _images(8, seed=7))
+    _fake_mnist(tmp_path / "data", 40, 8, seed=6)
     common = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--hidden", "8",
               "--algorithms", "AE,RCDAE", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
     alone = CliRunner().invoke(cascade_command, [*common, "--seed", "1", "--out", str(tmp_path / "one")])
