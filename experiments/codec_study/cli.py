@@ -16,10 +16,9 @@ from pathlib import Path
 
 import click
 
-from ...bitstream.container import FORMAT_VERSION
-
 from ...bench.curves import average_curve
 from ...bench.images import folder_images
+from ...bitstream.container import FORMAT_VERSION
 from .runs import DEFAULT_CACHE, RUNS, SINGLE_STAGE, train_run, weights_path
 
 SHIPPED_STAGE1 = "shipped stage 1"
