@@ -31,6 +31,9 @@ PRESETS = {
     # 1 bit per pixel), coding the image itself: the cascade ablation's "one
     # bigger single-stage model at the same rate" (experiments/codec_study).
     "single8": (StageConfig(block=8, step=0.2),),
+    # The same with about as many nonlinear parameters as cascade3's stages 1 and 2
+    # together (encoder branches 363k, refine CNNs 42k): the ablation's capacity control.
+    "single8-wide": (StageConfig(block=8, step=0.2, refine_features=45, encoder_features=72),),
     # A tiny layout for tests and smoke runs: trains in seconds.
     "tiny": (
         StageConfig(block=4, step=0.3, refine_features=8, refine_layers=2, encoder_features=8),
@@ -44,6 +47,7 @@ QUALITIES = {
     "cascade3-stage1": CASCADE3_QUALITIES,
     "cascade3-stage1-selu": CASCADE3_QUALITIES,
     "single8": CASCADE3_QUALITIES,
+    "single8-wide": CASCADE3_QUALITIES,
     "tiny": (1.5, 1.0, 0.7),
 }
 

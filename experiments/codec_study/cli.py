@@ -19,15 +19,14 @@ import click
 from ...bench.curves import average_curve
 from ...bench.images import folder_images
 from ...bitstream.container import FORMAT_VERSION
-from .runs import DEFAULT_CACHE, RUNS, SINGLE_STAGE, train_run, weights_path
+from .runs import DEFAULT_CACHE, RUNS, SINGLE_STAGE_RUNS, train_run, weights_path
 
 SHIPPED_STAGE1 = "shipped stage 1"
 ABLATION = (
     "(a) stage 1 alone, finer steps",
     "(b) stage 1 + decoder-only residual stage",
     "(c) cascade, stages with their own latents",
-    "(d) one stage trained at about 1 bpp",
-)
+)  # then (d), (e): SINGLE_STAGE_RUNS
 
 
 def _cached(path: Path, make):
@@ -97,20 +96,27 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
             refits.append(refit_command(path, data_dir).replace(str(cache), "CACHE"))
         return weights
 
+    def available(run) -> bool:
+        if weights_path(cache, run).exists() or train:
+            return True
+        click.echo(f"skipping {run.name}: not trained (run without --no-train)", err=True)
+        return False
+
+    def measured(run, label: str) -> tuple[list[dict], dict]:
+        """(average curve, table row) of a run: trained if missing, tables refit if stale, measured once per format."""
+        path = train_run(run, data_dir, cache)
+        weights = measurable(path)
+        records = _cached(records_dir / f"{run.name}-{tag}.json", lambda: measure_model(label, weights, images, 1, range(5)))
+        log = json.loads((path.parent / "log.json").read_text())
+        row = {"name": run.name, "steps": run.steps, "note": run.note, "train_seconds": log[0].get("train_seconds"), "command": run.command(str(data_dir))}
+        return average_curve(records, label), row
+
     stage1 = [r for r in shipped if r["setting"].endswith("stages=1")]
     curves[SHIPPED_STAGE1] = average_curve(_relabel(stage1, SHIPPED_STAGE1), SHIPPED_STAGE1)
     rows.append({"name": SHIPPED_STAGE1, "steps": _shipped_stage1_steps(), "note": "default model, ~1.1 steps/s, schedule restarted once", "train_seconds": None})
-    for run in RUNS:
-        path = weights_path(cache, run)
-        if not path.exists() and not train:
-            click.echo(f"skipping {run.name}: not trained (run without --no-train)", err=True)
-            continue
-        train_run(run, data_dir, cache)
-        log = json.loads((path.parent / "log.json").read_text())
-        weights = measurable(path)
-        records = _cached(records_dir / f"{run.name}-{tag}.json", lambda: measure_model(run.name, weights, images, 1, range(5)))
-        curves[run.name] = average_curve(records, run.name)
-        rows.append({"name": run.name, "steps": run.steps, "note": run.note, "train_seconds": log[0].get("train_seconds"), "command": run.command(str(data_dir))})
+    for run in filter(available, RUNS):
+        curves[run.name], row = measured(run, run.name)
+        rows.append(row)
 
     wide = widen_stage1(data_dir, cache / "stage1-wide" / "model.safetensors")
     finer = _cached(records_dir / f"stage1-wide-{tag}.json", lambda: measure_model(ABLATION[0], wide, images, 1, range(5, 11)))
@@ -122,23 +128,16 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
         ABLATION[1]: average_curve(with_decoder, ABLATION[1]),
         ABLATION[2]: average_curve(_relabel(shipped, ABLATION[2]), ABLATION[2]),
     }
-    single_path = weights_path(cache, SINGLE_STAGE)
-    single_run = None
-    if single_path.exists() or train:
-        single = measurable(train_run(SINGLE_STAGE, data_dir, cache))
-        single_records = _cached(records_dir / f"{SINGLE_STAGE.name}-{tag}.json", lambda: measure_model(ABLATION[3], single, images, 1, range(5)))
-        ablation[ABLATION[3]] = average_curve(single_records, ABLATION[3])
-        log = json.loads((single_path.parent / "log.json").read_text())
-        single_run = {"name": SINGLE_STAGE.name, "steps": SINGLE_STAGE.steps, "note": SINGLE_STAGE.note,
-                      "train_seconds": log[0].get("train_seconds"), "command": SINGLE_STAGE.command(str(data_dir))}
-    else:
-        click.echo(f"skipping {SINGLE_STAGE.name}: not trained (run without --no-train)", err=True)
+    single_runs = []
+    for run in filter(available, SINGLE_STAGE_RUNS):
+        ablation[run.note], row = measured(run, run.note)
+        single_runs.append(row)
 
     reference = "base-1000" if "base-1000" in curves else SHIPPED_STAGE1
     tables = {"training": training_table(rows, curves, reference), "ablation": ablation_table(ablation, (ABLATION[0], ABLATION[2]))}
     out_dir.mkdir(parents=True, exist_ok=True)
     command = "cdcodec experiment codec-study " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-    (out_dir / "kodak.json").write_text(json.dumps({"command": command, "runs": rows, "single_stage_run": single_run, "refits": refits, "curves": curves, "ablation": ablation, "tables": tables}, indent=1))
+    (out_dir / "kodak.json").write_text(json.dumps({"command": command, "runs": rows, "single_stage_runs": single_runs, "refits": refits, "curves": curves, "ablation": ablation, "tables": tables}, indent=1))
     (out_dir / "tables.md").write_text(
         f"Made by `{command}`.\n\n## Training runs (stage 1 only, Kodak)\n\n{tables['training']}\n\n## Cascade ablation (Kodak)\n\n{tables['ablation']}\n"
     )
