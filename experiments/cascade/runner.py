@@ -10,7 +10,6 @@ trained or loaded from the cache, and all its stages are scored.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -54,7 +53,10 @@ class RunResult:
     stage_ssim_quantized: list[float]
     stage_psnr: list[float]
     rate: rate.RateReport
-    train_seconds: float  # 0 for stages taken from the cache
+    #: training time of all its stages (stage 1 is its base model's, shared with the
+    #: other cascades on it), read from the cache for cached stages; None where a
+    #: stage was cached before its time was recorded
+    train_seconds: float | None
 
 
 @dataclass
@@ -65,47 +67,54 @@ class ExperimentOutput:
     grid_stages: dict[str, list[np.ndarray]]
 
 
+def _known_sum(a: float | None, b: float | None) -> float | None:
+    """a + b, or None if either time is unknown (stages cached before times were kept)."""
+    return None if a is None or b is None else a + b
+
+
+def _took(seconds: float | None) -> str:
+    return "" if seconds is None else f" in {seconds:.1f} s"
+
+
 def _base_model(alg: Algorithm, spec: ExperimentSpec, cache: RunCache, train_x: torch.Tensor, seed: int):
     """Stage 1 of `alg`'s base, from the cache or freshly trained (then cached)."""
     base_alg = Algorithm(alg.base_name, alg.base, None)
     model = build_base(base_alg, spec.cfg, seed).to(train_x.device)
     saved = cache.load(base_alg.name, seed, 1)
-    seconds = 0.0
     if saved is not None:
         model.encoder.load_state_dict(saved["encoder"])
         model.decoders[0].load_state_dict(saved["decoder"])
+        seconds = saved.get("train_seconds")
         spec.log(f"  seed {seed} {base_alg.name} stage 1: cached")
     else:
-        t0 = time.perf_counter()
         store = cache.checkpoint(base_alg.name, seed, 1)
-        train_base(model, base_alg, train_x, spec.cfg, seed, spec.epochs, store)
-        seconds = time.perf_counter() - t0
-        cache.save(base_alg.name, seed, 1, {"encoder": model.encoder.state_dict(), "decoder": model.decoders[0].state_dict()})
-        spec.log(f"  seed {seed} {base_alg.name} stage 1: trained in {seconds:.1f} s")
+        seconds = train_base(model, base_alg, train_x, spec.cfg, seed, spec.epochs, store)
+        state = {"encoder": model.encoder.state_dict(), "decoder": model.decoders[0].state_dict(), "train_seconds": seconds}
+        cache.save(base_alg.name, seed, 1, state)
+        spec.log(f"  seed {seed} {base_alg.name} stage 1: trained{_took(seconds)}")
     model.eval()
     return model, seconds
 
 
 def _extend(model: CascadeAutoencoder, alg: Algorithm, spec: ExperimentSpec, cache: RunCache, train_x, seed: int):
-    """Stages 2..N of a cascade on a copy of its base model."""
+    """Stages 2..N of a cascade on a copy of its base model, and their training seconds (None if unknown)."""
     model = copy.deepcopy(model)
     model.residual = alg.residual
-    seconds = 0.0
+    seconds: float | None = 0.0
     for stage in range(2, spec.cfg.stages + 1):
         saved = cache.load(alg.name, seed, stage)
         if saved is not None:
             for p in model.parameters():
                 p.requires_grad_(False)
             add_decoder(model, alg, spec.cfg, seed).load_state_dict(saved["decoder"])
+            stage_seconds = saved.get("train_seconds")
             spec.log(f"  seed {seed} {alg.name} stage {stage}: cached")
-            continue
-        t0 = time.perf_counter()
-        store = cache.checkpoint(alg.name, seed, stage)
-        decoder = train_later_stage(model, alg, train_x, spec.cfg, seed, spec.epochs, store)
-        dt = time.perf_counter() - t0
-        seconds += dt
-        cache.save(alg.name, seed, stage, {"decoder": decoder.state_dict()})
-        spec.log(f"  seed {seed} {alg.name} stage {stage}: trained in {dt:.1f} s")
+        else:
+            store = cache.checkpoint(alg.name, seed, stage)
+            decoder, stage_seconds = train_later_stage(model, alg, train_x, spec.cfg, seed, spec.epochs, store)
+            cache.save(alg.name, seed, stage, {"decoder": decoder.state_dict(), "train_seconds": stage_seconds})
+            spec.log(f"  seed {seed} {alg.name} stage {stage}: trained{_took(stage_seconds)}")
+        seconds = _known_sum(seconds, stage_seconds)
     model.eval()
     return model, seconds
 
@@ -159,7 +168,8 @@ def run_experiment(splits: ImageSplits, spec: ExperimentSpec) -> ExperimentOutpu
                 if alg.cascade is None:
                     model, seconds = base_model, base_seconds
                 else:
-                    model, seconds = _extend(base_model, alg, spec, cache, train_x, seed)
+                    model, later_seconds = _extend(base_model, alg, spec, cache, train_x, seed)
+                    seconds = _known_sum(base_seconds, later_seconds)
                 stages = evaluate.decode_all_stages(model, z_test_t)
                 stages_q = evaluate.decode_all_stages(model, z_hat)
                 runs.append(

@@ -7,14 +7,16 @@ whole training set before the stage starts (the same numbers a frozen forward
 pass would give on every batch, at a fraction of the cost).
 
 Training is resumable at epoch granularity through an optional `EpochStore`:
-after every epoch the trainable modules, the optimizers and the epoch number
-are handed to it, and a restarted run continues from the last saved epoch.
+after every epoch the trainable modules, the optimizers, the epoch number and
+the training seconds so far are handed to it, and a restarted run continues
+from the last saved epoch (its reported time includes the earlier runs').
 Batches and noise come from generators seeded by (seed, stage, epoch), so a
 resumed run draws the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import Callable, Protocol
 
@@ -75,9 +77,13 @@ def _run_epochs(
     epoch_fn: Callable[[int], None],
     epochs: int,
     store: EpochStore | None,
-) -> None:
-    """Run `epoch_fn` for each remaining epoch, checkpointing through `store`."""
-    start = 0
+) -> float | None:
+    """Run `epoch_fn` for each remaining epoch, checkpointing through `store`.
+
+    Returns the seconds spent training the stage, over every run that resumed it;
+    None when it resumed a checkpoint written before times were kept.
+    """
+    start, seconds = 0, 0.0
     saved = store.load() if store is not None else None
     if saved is not None:
         for name, module in modules.items():
@@ -85,16 +91,22 @@ def _run_epochs(
         for name, opt in optimizers.items():
             opt.load_state_dict(saved["optimizers"][name])
         start = int(saved["epoch"])
+        seconds = saved.get("seconds")
     for epoch in range(start, epochs):
+        t0 = time.perf_counter()
         epoch_fn(epoch)
+        if seconds is not None:
+            seconds += time.perf_counter() - t0
         if store is not None:
             store.save(
                 {
                     "epoch": epoch + 1,
+                    "seconds": seconds,
                     "modules": {k: m.state_dict() for k, m in modules.items()},
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                 }
             )
+    return seconds
 
 
 def train_base(
@@ -105,8 +117,8 @@ def train_base(
     seed: int,
     epochs: int,
     store: EpochStore | None = None,
-) -> None:
-    """Stage 1: train the encoder and decoder 1 with the base model's objective.
+) -> float | None:
+    """Stage 1: train the encoder and decoder 1 with the base model's objective; returns its training seconds.
 
     AE: reconstruction only. AAE (Makhzani et al.): per batch a reconstruction
     step on encoder+decoder, a step of the latent discriminator (prior samples
@@ -132,8 +144,9 @@ def train_base(
             x = train_x[idx]
             _base_step(algorithm.base, x, modules, optimizers, cfg, noise)
 
-    _run_epochs(modules, optimizers, epoch_fn, epochs, store)
+    seconds = _run_epochs(modules, optimizers, epoch_fn, epochs, store)
     model.eval()
+    return seconds
 
 
 def _base_step(base, x, modules, optimizers, cfg: TrainConfig, noise: torch.Generator) -> None:
@@ -192,8 +205,8 @@ def train_later_stage(
     seed: int,
     epochs: int,
     store: EpochStore | None = None,
-) -> Decoder:
-    """Add decoder n to a trained n-1 stage cascade and train it alone.
+) -> tuple[Decoder, float | None]:
+    """Add decoder n to a trained n-1 stage cascade and train it alone; returns it and its training seconds.
 
     General cascades fit decoder n's output to x; residual ones fit the sum of
     the previous reconstruction and decoder n's output to x (equivalently the
@@ -220,9 +233,9 @@ def train_later_stage(
         for idx in _batches(len(train_x), cfg, gen, train_x.device):
             _later_step(algorithm, train_x[idx], previous[idx], modules, optimizers, cfg)
 
-    _run_epochs(modules, optimizers, epoch_fn, epochs, store)
+    seconds = _run_epochs(modules, optimizers, epoch_fn, epochs, store)
     decoder.eval()
-    return decoder
+    return decoder, seconds
 
 
 def _later_step(algorithm: Algorithm, x, prev, modules, optimizers, cfg: TrainConfig) -> None:
