@@ -358,3 +358,60 @@ def test_command_reports_missing_data_dir(tmp_path):
     result = CliRunner().invoke(cascade_command, ["--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "data directory" in result.output and "not found" in result.output
+
+
+def test_merge_joins_parts_into_the_table_one_run_gives(tmp_path):
+    """Seeds and families run as separate parts merge into the same summary as one run over all of them."""
+    from cdcodec.experiments.cascade.cli import cascade_merge_command
+
+    _fake_mnist(tmp_path / "data", 40, 8, seed=8)
+    common = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--hidden", "8",
+              "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    for name, args in {"ae0": ["--seed", "0", "--algorithms", "RCDAE"], "aae0": ["--seed", "0", "--algorithms", "AAE,GCDAAE"],
+                       "ae1": ["--seed", "1", "--algorithms", "RCDAE"], "aae1": ["--seed", "1", "--algorithms", "AAE,GCDAAE"]}.items():
+        result = CliRunner().invoke(cascade_command, [*common, *args, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    whole = CliRunner().invoke(cascade_command, [*common, "--seeds", "2", "--algorithms", "RCDAE,AAE,GCDAAE",
+                                                 "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+
+    parts = [str(tmp_path / name / "mnist-e1.json") for name in ("aae1", "ae0", "aae0", "ae1")]
+    merged = CliRunner().invoke(cascade_merge_command, [*parts, "--out", str(tmp_path / "merged")])
+    assert merged.exit_code == 0, merged.output
+    record = json.loads((tmp_path / "merged" / "mnist-e1.json").read_text())
+    expected = json.loads((tmp_path / "whole" / "mnist-e1.json").read_text())
+    assert record["summary"] == expected["summary"]
+    assert record["seeds"] == [0, 1] and record["stage1_mismatch"] == 0.0
+    assert [p["file"] for p in record["parts"]] == parts
+    assert "stage-1 SSIM gap" in (tmp_path / "merged" / "mnist-e1.txt").read_text()
+
+    # Parts that measured different things, or disagree about a run, are refused with one line.
+    other = json.loads((tmp_path / "ae1" / "mnist-e1.json").read_text())
+    other["epochs_per_stage"] = 2
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    refused = CliRunner().invoke(cascade_merge_command, [parts[1], str(tmp_path / "other.json"), "--out", str(tmp_path / "x")])
+    assert refused.exit_code != 0 and "differ in epochs_per_stage" in refused.output
+    other["epochs_per_stage"] = 1
+    other["runs"][0]["stage_ssim"][0] += 0.01  # AE seed 1 no longer matches the other part's
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    refused = CliRunner().invoke(cascade_merge_command, [parts[0], str(tmp_path / "other.json"), "--out", str(tmp_path / "x")])
+    assert refused.exit_code != 0 and "AE seed 1 differs" in refused.output
+    (tmp_path / "junk.json").write_text("{not json")
+    refused = CliRunner().invoke(cascade_merge_command, [str(tmp_path / "junk.json"), "--out", str(tmp_path / "x")])
+    assert refused.exit_code != 0 and "not a cascade experiment record" in refused.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_stage1_mismatch_measures_a_cascade_built_on_a_retrained_base():
+    from cdcodec.experiments.cascade.merge import stage1_mismatch
+    from cdcodec.experiments.cascade.rate import RateReport
+    from cdcodec.experiments.cascade.runner import RunResult
+
+    rate = RateReport(150.0, 190.0, 10, 149.0, True)
+
+    def run(name, seed, stage1):
+        return RunResult(name, seed, [stage1, stage1 + 0.01], [stage1], [20.0], rate, None)
+
+    runs = [run("AE", 0, 0.90), run("RCDAE", 0, 0.90), run("AE", 1, 0.91), run("GCDAE", 1, 0.905), run("RCDAAE", 1, 0.5)]
+    assert stage1_mismatch(runs) == pytest.approx(0.005)  # RCDAAE has no AAE row to compare with
+    assert stage1_mismatch(runs[:2]) == 0.0

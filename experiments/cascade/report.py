@@ -72,7 +72,10 @@ def _clean(obj):
     return obj
 
 
-def write_json(path: Path, dataset: str, spec: ExperimentSpec, out: ExperimentOutput, rows: list[Row], command: str) -> None:
+def write_json(
+    path: Path, dataset: str, spec: ExperimentSpec, out: ExperimentOutput, rows: list[Row], command: str, extra: dict | None = None
+) -> None:
+    """The full record of a run (settings, summary rows, every run); `extra` adds fields (a merge's parts)."""
     record = {
         "dataset": dataset,
         "command": command,
@@ -88,6 +91,7 @@ def write_json(path: Path, dataset: str, spec: ExperimentSpec, out: ExperimentOu
         "paper_source": "paper Tab. 4 (MNIST), Tab. 6 (FMNIST), Tab. 7 breast column (MedMNIST)",
         "summary": [asdict(r) for r in rows],
         "runs": [asdict(r) for r in out.runs],
+        **(extra or {}),
     }
     path.write_text(json.dumps(_clean(record), indent=2) + "\n")
 
