@@ -106,7 +106,8 @@ def main() -> None:
         for s in SETTINGS:
             values = np.array(per_setting[s.name])
             delta = values - ae[s.name]
-            cells.append(f"{values.mean():.5f}" if name == "AE" else f"{delta.mean():+.5f} ± {delta.std(ddof=1) if len(delta) > 1 else 0:.5f}")
+            spread = f" ± {delta.std(ddof=1):.5f}" if len(delta) > 1 else ""  # no spread from one seed
+            cells.append(f"{values.mean():.5f}" if name == "AE" else f"{delta.mean():+.5f}{spread}")
         ref = paper.get(name)
         ref_cell = "" if ref is None else (f"{ref:.5f}" if name == "AE" else f"{ref - paper['AE']:+.5f}")
         print(f"| {name} | {' | '.join(cells)} | {ref_cell} |")
