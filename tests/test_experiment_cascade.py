@@ -19,13 +19,14 @@ from click.testing import CliRunner
 from cdcodec.bitstream import encode_latent
 from cdcodec.experiments.cascade import algorithms as algs
 from cdcodec.experiments.cascade.cache import RunCache
-from cdcodec.experiments.cascade.cli import cascade_command
+from cdcodec.experiments.cascade.cli import cascade_command, cascade_merge_command
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset, load_images, read_idx
 from cdcodec.experiments.cascade.evaluate import ssim_per_image, stage_psnrs
 from cdcodec.experiments.cascade.models import CascadeAutoencoder, Decoder, Discriminator, Encoder
-from cdcodec.experiments.cascade.rate import Quantizer, fit_tables, measure_rate
-from cdcodec.experiments.cascade.runner import load_cached
+from cdcodec.experiments.cascade.merge import stage1_mismatch
+from cdcodec.experiments.cascade.rate import Quantizer, RateReport, fit_tables, measure_rate
+from cdcodec.experiments.cascade.runner import RunResult, load_cached
 from cdcodec.experiments.cascade.summary import delta_sign
 from cdcodec.experiments.cascade.training import build_base, train_base, train_later_stage
 
@@ -362,8 +363,6 @@ def test_command_reports_missing_data_dir(tmp_path):
 
 def test_merge_joins_parts_into_the_table_one_run_gives(tmp_path):
     """Seeds and families run as separate parts merge into the same summary as one run over all of them."""
-    from cdcodec.experiments.cascade.cli import cascade_merge_command
-
     _fake_mnist(tmp_path / "data", 40, 8, seed=8)
     common = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--hidden", "8",
               "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
@@ -403,10 +402,6 @@ def test_merge_joins_parts_into_the_table_one_run_gives(tmp_path):
 
 
 def test_stage1_mismatch_measures_a_cascade_built_on_a_retrained_base():
-    from cdcodec.experiments.cascade.merge import stage1_mismatch
-    from cdcodec.experiments.cascade.rate import RateReport
-    from cdcodec.experiments.cascade.runner import RunResult
-
     rate = RateReport(150.0, 190.0, 10, 149.0, True)
 
     def run(name, seed, stage1):

@@ -1,6 +1,6 @@
 """Merge experiment records made in parts into one table.
 
-The paper's protocol (100 epochs per stage) costs about three CPU-hours per
+The paper's protocol (100 epochs per stage) costs about 2.5 CPU-hours per
 seed of MNIST here, more than one working session, and the stage cache lives
 outside the repository, where it does not always survive from one session to
 the next. So a long experiment is run in parts that each fit a session (one
