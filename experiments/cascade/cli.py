@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 
 from . import algorithms as algs
@@ -24,7 +23,7 @@ from .config import TrainConfig
 from .data import DATASET_FILES, load_dataset
 from .rate import DEFAULT_STEP_SCALE
 from .report import format_table, write_grid, write_json
-from .runner import ExperimentOutput, ExperimentSpec, run_experiment
+from .runner import ExperimentSpec, run_experiment
 from .summary import summarise
 
 
@@ -95,7 +94,7 @@ def cascade_command(dataset, data_dir, epochs, seeds, only_seeds, device, out, a
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{dataset}-e{epochs}"
     stem.with_suffix(".txt").write_text(f"$ {command}\n\n{table}\n")
-    write_json(stem.with_suffix(".json"), dataset, spec, output, rows, command)
+    write_json(stem.with_suffix(".json"), dataset, spec, output.runs, rows, command)
     write_grid(stem.with_suffix(".png"), output)
     log(f"wrote {stem}.txt, .json, .png")
 
@@ -136,8 +135,7 @@ def cascade_merge_command(parts, out):
     stem = out / f"{dataset}-e{epochs}"
     stem.with_suffix(".txt").write_text(f"$ {command}\n\n{table}\n")
     part_list = [{"file": str(p.path), "command": p.record.get("command")} for p in merged.parts]
-    output = ExperimentOutput(runs=merged.runs, grid_originals=np.empty((0, 784), np.float32), grid_stages={})
-    write_json(stem.with_suffix(".json"), dataset, spec, output, rows, command,
+    write_json(stem.with_suffix(".json"), dataset, spec, merged.runs, rows, command,
                extra={"parts": part_list, "stage1_mismatch": mismatch})
     click.echo(f"wrote {stem}.txt, .json", err=True)
 

@@ -13,7 +13,7 @@ import torch
 
 from .algorithms import BY_NAME
 from .evaluate import to_pixels
-from .runner import ExperimentOutput, ExperimentSpec
+from .runner import ExperimentOutput, ExperimentSpec, RunResult
 from .summary import Row
 
 PAPER_EPOCHS = 100
@@ -73,7 +73,7 @@ def _clean(obj):
 
 
 def write_json(
-    path: Path, dataset: str, spec: ExperimentSpec, out: ExperimentOutput, rows: list[Row], command: str, extra: dict | None = None
+    path: Path, dataset: str, spec: ExperimentSpec, runs: list[RunResult], rows: list[Row], command: str, extra: dict | None = None
 ) -> None:
     """The full record of a run (settings, summary rows, every run); `extra` adds fields (a merge's parts)."""
     record = {
@@ -90,7 +90,7 @@ def write_json(
         "python": platform.python_version(),
         "paper_source": "paper Tab. 4 (MNIST), Tab. 6 (FMNIST), Tab. 7 breast column (MedMNIST)",
         "summary": [asdict(r) for r in rows],
-        "runs": [asdict(r) for r in out.runs],
+        "runs": [asdict(r) for r in runs],
         **(extra or {}),
     }
     path.write_text(json.dumps(_clean(record), indent=2) + "\n")
