@@ -201,6 +201,7 @@ def _report_sizes(data: bytes) -> None:
     lazy={
         "cascade": ("cdcodec.experiments.cascade.cli", "cascade_command"),
         "cascade-merge": ("cdcodec.experiments.cascade.cli", "cascade_merge_command"),
+        "cascade-parts": ("cdcodec.experiments.cascade.cli", "cascade_parts_command"),
         "recursive": ("cdcodec.experiments.recursive.cli", "recursive_command"),
         "codec-study": ("cdcodec.experiments.codec_study.cli", "codec_study_command"),
     },

@@ -19,12 +19,13 @@ from click.testing import CliRunner
 from cdcodec.bitstream import encode_latent
 from cdcodec.experiments.cascade import algorithms as algs
 from cdcodec.experiments.cascade.cache import RunCache
-from cdcodec.experiments.cascade.cli import cascade_command, cascade_merge_command
+from cdcodec.experiments.cascade.cli import cascade_command, cascade_merge_command, cascade_parts_command
 from cdcodec.experiments.cascade.config import TrainConfig
 from cdcodec.experiments.cascade.data import load_dataset, load_images, read_idx
 from cdcodec.experiments.cascade.evaluate import ssim_per_image, stage_psnrs
 from cdcodec.experiments.cascade.models import CascadeAutoencoder, Decoder, Discriminator, Encoder
 from cdcodec.experiments.cascade.merge import stage1_mismatch
+from cdcodec.experiments.cascade.parts import SKIPPED, PartJob, plan, run_parts
 from cdcodec.experiments.cascade.rate import Quantizer, RateReport, fit_tables, measure_rate
 from cdcodec.experiments.cascade.runner import RunResult, load_cached
 from cdcodec.experiments.cascade.summary import delta_sign
@@ -410,3 +411,72 @@ def test_stage1_mismatch_measures_a_cascade_built_on_a_retrained_base():
     runs = [run("AE", 0, 0.90), run("RCDAE", 0, 0.90), run("AE", 1, 0.91), run("GCDAE", 1, 0.905), run("RCDAAE", 1, 0.5)]
     assert stage1_mismatch(runs) == pytest.approx(0.005)  # RCDAAE has no AAE row to compare with
     assert stage1_mismatch(runs[:2]) == 0.0
+
+
+# --- running in parallel parts ------------------------------------------------
+
+
+def test_plan_trains_each_base_once_before_the_parts_that_need_it():
+    jobs = plan([0, 1], algs.select("RCDAE,GCDAAE,WAE"))
+    assert [j.name for j in jobs if j.seed == 0] == ["seed0-ae", "seed0-aae", "seed0-wae", "seed0-rcdae", "seed0-gcdaae"]
+    needs = {j.name: j.needs for j in jobs}
+    assert needs["seed1-ae"] == () and needs["seed1-aae"] == ("AE",) and needs["seed1-rcdae"] == ("AE",)
+    assert needs["seed1-gcdaae"] == ("AE", "AAE")  # its base gets a part of its own even where not selected
+
+
+class _FakeProcess:
+    """Finishes after `polls` polls with `code`."""
+
+    def __init__(self, polls: int, code: int):
+        self.polls, self.code = polls, code
+
+    def poll(self):
+        self.polls -= 1
+        return self.code if self.polls <= 0 else None
+
+
+def test_run_parts_keeps_the_order_and_the_job_limit_and_skips_what_a_failure_blocks():
+    jobs = plan([0, 1], algs.select("RCDAE,ACDAAE"))
+    started: list[str] = []
+    running: list[_FakeProcess] = []
+    most = 0
+
+    def launch(job: PartJob):
+        nonlocal most
+        finished = {name for name in started if not any(p.name == name and p.polls > 0 for p in running)}
+        assert all(f"seed{job.seed}-{n.lower()}" in finished for n in job.needs), job.name
+        process = _FakeProcess(polls=2, code=1 if job.name == "seed1-aae" else 0)
+        process.name = job.name
+        started.append(job.name)
+        running.append(process)
+        most = max(most, sum(p.polls > 0 for p in running))
+        return process
+
+    codes = run_parts(jobs, launch, max_jobs=3, log=lambda m: None, sleep=lambda s: None)
+    assert most <= 3
+    assert started[:2] == ["seed0-ae", "seed1-ae"]
+    assert codes[(1, "AAE")] == 1 and codes[(1, "ACDAAE")] == SKIPPED and "seed1-acdaae" not in started
+    assert all(code == 0 for key, code in codes.items() if key not in {(1, "AAE"), (1, "ACDAAE")})
+
+
+def test_parts_command_gives_the_table_one_run_gives(tmp_path):
+    _fake_mnist(tmp_path / "data", 40, 8, seed=9)
+    common = ["--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--seeds", "2",
+              "--hidden", "8", "--algorithms", "RCDAE,GCDAAE", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    result = CliRunner().invoke(cascade_parts_command, [*common, "--jobs", "3", "--out", str(tmp_path / "parts")])
+    assert result.exit_code == 0, result.output
+    logs = [f.read_text() for f in sorted((tmp_path / "parts").glob("*.log"))]
+    assert len(logs) == 8  # AE, AAE, RCDAE, GCDAAE for each of two seeds
+    for seed in (0, 1):
+        for base in ("AE", "AAE"):
+            assert sum(f"seed {seed} {base} stage 1: trained" in log for log in logs) == 1
+    merged = json.loads((tmp_path / "parts" / "mnist-e1.json").read_text())
+    assert len(merged["parts"]) == 8
+    # One `cascade` run over the same cache trains nothing and scores the same.
+    whole = CliRunner().invoke(cascade_command, [*common, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    assert "trained in" not in whole.stderr
+    whole_rows = {r["algorithm"]: r for r in json.loads((tmp_path / "whole" / "mnist-e1.json").read_text())["summary"]}
+    merged_rows = {r["algorithm"]: r for r in merged["summary"]}
+    assert set(merged_rows) == {*whole_rows, "AAE"}  # GCDAAE's base had a part of its own
+    assert all(merged_rows[name] == row for name, row in whole_rows.items())

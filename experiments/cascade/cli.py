@@ -17,7 +17,7 @@ import click
 import torch
 
 from . import algorithms as algs
-from . import merge
+from . import merge, parts
 from .cache import DEFAULT_CACHE_DIR
 from .config import TrainConfig
 from .data import DATASET_FILES, load_dataset
@@ -35,26 +35,37 @@ def _device(name: str) -> str:
     return name
 
 
+def _run_options(command):
+    """The options that say what is trained and how: shared by `cascade` and `cascade-parts`."""
+    options = [
+        click.option("--dataset", type=click.Choice(sorted(DATASET_FILES)), default="mnist", show_default=True),
+        click.option("--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True,
+                     help="Folder holding mnist/, fashion-mnist/ and medmnist/."),
+        click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True,
+                     help="Epochs per stage (paper: 100)."),
+        click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Number of seeds (0..n-1)."),
+        click.option("--seed", "only_seeds", type=click.IntRange(min=0), multiple=True,
+                     help="Run only this seed (repeatable) instead of 0..n-1: splits one run over processes that share "
+                          "the cache; the table then covers only these seeds."),
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE_DIR, show_default=True,
+                     help="Finished and partial stages are kept here; reruns resume from it."),
+        click.option("--quant-step", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_STEP_SCALE,
+                     show_default=True, help="Latent quantization step, as a fraction of each channel's train std."),
+        click.option("--hidden", type=click.IntRange(min=1), default=TrainConfig.hidden, show_default=True,
+                     help="Hidden width of encoder and decoders (the paper does not give one)."),
+        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command("cascade")
-@click.option("--dataset", type=click.Choice(sorted(DATASET_FILES)), default="mnist", show_default=True)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True,
-              help="Folder holding mnist/, fashion-mnist/ and medmnist/.")
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Epochs per stage (paper: 100).")
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Number of seeds (0..n-1).")
-@click.option("--seed", "only_seeds", type=click.IntRange(min=0), multiple=True,
-              help="Run only this seed (repeatable) instead of 0..n-1: splits one run over processes that share the "
-                   "cache; the table then covers only these seeds.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@_run_options
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/cascade"), show_default=True)
 @click.option("--algorithms", "algorithm_spec", default="all", show_default=True,
               help="Comma list of names (AE, RCDAE, GCDVAE, ...) or groups: paper, extended, all.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=DEFAULT_CACHE_DIR, show_default=True,
-              help="Finished and partial stages are kept here; reruns resume from it.")
-@click.option("--quant-step", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_STEP_SCALE, show_default=True,
-              help="Latent quantization step, as a fraction of each channel's train std.")
-@click.option("--hidden", type=click.IntRange(min=1), default=TrainConfig.hidden, show_default=True,
-              help="Hidden width of encoder and decoders (the paper does not give one).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 def cascade_command(dataset, data_dir, epochs, seeds, only_seeds, device, out, algorithm_spec, cache_dir, quant_step, hidden, threads, quiet):
     """Reproduce the cascade-decoder autoencoder paper's table on one dataset."""
@@ -108,9 +119,14 @@ def cascade_merge_command(parts, out):
     Writes <out>/<dataset>-e<epochs>.{txt,json}; the reconstruction grids stay with the parts.
     """
     try:
-        merged = merge.merge([merge.read_part(p) for p in parts])
+        _write_merged(list(parts), out)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _write_merged(parts: list[Path], out: Path) -> None:
+    """Merge part records into <out>/<dataset>-e<epochs>.{txt,json} and print the table; ValueError if they disagree."""
+    merged = merge.merge([merge.read_part(p) for p in parts])
     record = merged.record
     dataset, epochs = record["dataset"], int(record["epochs_per_stage"])
     names = set(r.algorithm for r in merged.runs)
@@ -138,6 +154,47 @@ def cascade_merge_command(parts, out):
     write_json(stem.with_suffix(".json"), dataset, spec, merged.runs, rows, command,
                extra={"parts": part_list, "stage1_mismatch": mismatch})
     click.echo(f"wrote {stem}.txt, .json", err=True)
+
+
+@click.command("cascade-parts")
+@_run_options
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Each part writes <out>/<part>/ and <out>/<part>.log; the merged table goes to <out>/.")
+@click.option("--algorithms", "algorithm_spec", default="paper", show_default=True,
+              help="Comma list of names or groups, as for `cascade`.")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Parts running at once: the number of cores on CPU; on a GPU up to about one per CPU core.")
+def cascade_parts_command(dataset, data_dir, epochs, seeds, only_seeds, device, cache_dir, quant_step, hidden, threads,
+                          out, algorithm_spec, jobs):
+    """Run `cascade` as parallel parts (one algorithm of one seed each), then merge their records.
+
+    The same models and numbers as one `cascade` run over the same cache, in
+    less time where there are cores (or a GPU) to spare. Every finished stage
+    stays in the cache, so a rerun trains only what is missing and re-scores
+    the rest.
+    """
+    if not Path(data_dir).is_dir():
+        raise click.ClickException(f"data directory {data_dir} not found; pass --data-dir pointing at the shared data folder")
+    try:
+        selected = algs.select(algorithm_spec)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    seed_list = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+    options = ["--dataset", dataset, "--data-dir", str(data_dir), "--epochs", str(epochs), "--device", device,
+               "--cache-dir", str(cache_dir), "--quant-step", f"{quant_step!r}", "--hidden", str(hidden),
+               "--threads", str(threads)]
+    job_list = parts.plan(seed_list, selected)
+    click.echo(f"{len(job_list)} parts, up to {jobs} at once; logs in {out}/<part>.log", err=True)
+    codes = parts.run_parts(job_list, parts.subprocess_launcher(options, out), jobs, log=lambda m: click.echo(m, err=True))
+    finished = [out / job.name / f"{dataset}-e{epochs}.json" for job in job_list if codes[job.key] == 0]
+    if finished:
+        try:
+            _write_merged(finished, out)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    unfinished = [job.name for job in job_list if codes[job.key] != 0]
+    if unfinished:
+        raise click.ClickException(f"{len(unfinished)} part(s) did not finish: {', '.join(unfinished)} (see their logs)")
 
 
 def main() -> None:  # pragma: no cover - convenience for `python -m`
