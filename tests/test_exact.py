@@ -60,6 +60,24 @@ def test_exact_decode_is_identical_for_any_thread_count(tiny_model):
     assert np.array_equal(outputs[0], outputs[1])
 
 
+def test_exact_decode_evaluates_no_torch_network(tiny_model, monkeypatch):
+    """The exact path reads the synthesis weights but runs no float network, so its pixels
+    cannot depend on the device (CPU or GPU), the BLAS library or the thread count."""
+    image = smooth_image(20, 28, seed=5)
+    lossless = encode(image, lossless=True, model=tiny_model)
+    near = encode(image, max_error=2, model=tiny_model)
+    near_pixels = decode(near, model=tiny_model)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a torch network ran")
+
+    monkeypatch.setattr(torch.nn.Module, "__call__", refuse)
+    assert np.array_equal(decode(lossless, model=tiny_model), image)
+    assert np.array_equal(decode(near, model=tiny_model), near_pixels)
+    with pytest.raises(AssertionError, match="torch network ran"):
+        decode(lossless, stages=1, model=tiny_model)  # a lossy stage does run one
+
+
 def test_checksum_mismatch_is_detected(tiny_model):
     image = smooth_image(16, 16, seed=1)
     parsed = unpack(encode(image, lossless=True, model=tiny_model))
