@@ -428,11 +428,14 @@ class _FakeProcess:
     """Finishes after `polls` polls with `code`."""
 
     def __init__(self, polls: int, code: int):
-        self.polls, self.code = polls, code
+        self.polls, self.code, self.terminated = polls, code, False
 
     def poll(self):
         self.polls -= 1
         return self.code if self.polls <= 0 else None
+
+    def terminate(self):
+        self.terminated = True
 
 
 def test_run_parts_keeps_the_order_and_the_job_limit_and_skips_what_a_failure_blocks():
@@ -457,6 +460,21 @@ def test_run_parts_keeps_the_order_and_the_job_limit_and_skips_what_a_failure_bl
     assert started[:2] == ["seed0-ae", "seed1-ae"]
     assert codes[(1, "AAE")] == 1 and codes[(1, "ACDAAE")] == SKIPPED and "seed1-acdaae" not in started
     assert all(code == 0 for key, code in codes.items() if key not in {(1, "AAE"), (1, "ACDAAE")})
+
+
+def test_run_parts_stops_the_running_parts_when_interrupted():
+    launched: list[_FakeProcess] = []
+
+    def launch(job):
+        launched.append(_FakeProcess(polls=100, code=0))
+        return launched[-1]
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_parts(plan([0, 1], algs.select("RCDAE")), launch, max_jobs=4, log=lambda m: None, sleep=interrupt)
+    assert len(launched) == 2 and all(p.terminated for p in launched)  # the two AE parts; the rest wait for them
 
 
 def test_parts_command_gives_the_table_one_run_gives(tmp_path):

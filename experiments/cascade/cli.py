@@ -9,6 +9,7 @@ cascade-merge` joins the records of a run made in parts (see `merge`).
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,10 +18,11 @@ import click
 import torch
 
 from . import algorithms as algs
-from . import merge, parts
+from . import merge
 from .cache import DEFAULT_CACHE_DIR
 from .config import TrainConfig
 from .data import DATASET_FILES, load_dataset
+from .parts import plan, run_parts, subprocess_launcher
 from .rate import DEFAULT_STEP_SCALE
 from .report import format_table, write_grid, write_json
 from .runner import ExperimentSpec, run_experiment
@@ -183,9 +185,14 @@ def cascade_parts_command(dataset, data_dir, epochs, seeds, only_seeds, device, 
     options = ["--dataset", dataset, "--data-dir", str(data_dir), "--epochs", str(epochs), "--device", device,
                "--cache-dir", str(cache_dir), "--quant-step", f"{quant_step!r}", "--hidden", str(hidden),
                "--threads", str(threads)]
-    job_list = parts.plan(seed_list, selected)
+    job_list = plan(seed_list, selected)
     click.echo(f"{len(job_list)} parts, up to {jobs} at once; logs in {out}/<part>.log", err=True)
-    codes = parts.run_parts(job_list, parts.subprocess_launcher(options, out), jobs, log=lambda m: click.echo(m, err=True))
+    # A SIGTERM (from `timeout`, or a session ending) stops the parts too, not just this process.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        codes = run_parts(job_list, subprocess_launcher(options, out), jobs, log=lambda m: click.echo(m, err=True))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     finished = [out / job.name / f"{dataset}-e{epochs}.json" for job in job_list if codes[job.key] == 0]
     if finished:
         try:

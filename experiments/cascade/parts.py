@@ -80,6 +80,8 @@ def plan(seeds: list[int], algorithms: list[Algorithm]) -> list[PartJob]:
 class Process(Protocol):
     def poll(self) -> int | None: ...
 
+    def terminate(self) -> None: ...
+
 
 def run_parts(
     jobs: list[PartJob],
@@ -91,7 +93,9 @@ def run_parts(
 ) -> dict[tuple[int, str], int]:
     """Run every job through `launch`, at most `max_jobs` at once, each after its needs succeeded.
 
-    Returns each job's exit code (SKIPPED where a part it needs failed).
+    Returns each job's exit code (SKIPPED where a part it needs failed). If the
+    loop is interrupted (Ctrl-C, or SystemExit from a SIGTERM handler), the parts
+    still running are terminated; their finished epochs stay in the stage cache.
     """
     if max_jobs < 1:
         raise ValueError("need at least one job slot")
@@ -103,28 +107,34 @@ def run_parts(
     def stamp(message: str) -> None:
         log(f"[{time.monotonic() - start:7.0f} s] {message}")
 
-    while pending or running:
-        for key, (job, process, began) in list(running.items()):
-            code = process.poll()
-            if code is not None:
-                codes[key] = code
-                del running[key]
-                outcome = "done" if code == 0 else f"FAILED (exit {code})"
-                stamp(f"{job.name} {outcome} after {time.monotonic() - began:.0f} s")
-        for job in list(pending):
-            failed = [n for n in job.needs if codes.get((job.seed, n), 0) != 0]
-            if failed:
+    try:
+        while pending or running:
+            for key, (job, process, began) in list(running.items()):
+                code = process.poll()
+                if code is not None:
+                    codes[key] = code
+                    del running[key]
+                    outcome = "done" if code == 0 else f"FAILED (exit {code})"
+                    stamp(f"{job.name} {outcome} after {time.monotonic() - began:.0f} s")
+            for job in list(pending):
+                failed = [n for n in job.needs if codes.get((job.seed, n), 0) != 0]
+                if failed:
+                    pending.remove(job)
+                    codes[job.key] = SKIPPED
+                    stamp(f"{job.name} skipped: needs {', '.join(failed)} of seed {job.seed}, which did not finish")
+            ready = [j for j in pending if all(codes.get((j.seed, n)) == 0 for n in j.needs)]
+            ready.sort(key=lambda j: (-j.priority, j.seed))
+            for job in ready[: max_jobs - len(running)]:
                 pending.remove(job)
-                codes[job.key] = SKIPPED
-                stamp(f"{job.name} skipped: needs {', '.join(failed)} of seed {job.seed}, which did not finish")
-        ready = [j for j in pending if all(codes.get((j.seed, n)) == 0 for n in j.needs)]
-        ready.sort(key=lambda j: (-j.priority, j.seed))
-        for job in ready[: max_jobs - len(running)]:
-            pending.remove(job)
-            running[job.key] = (job, launch(job), time.monotonic())
-            stamp(f"{job.name} started ({len(running)} running, {len(pending)} waiting)")
-        if pending or running:
-            sleep(poll_seconds)
+                running[job.key] = (job, launch(job), time.monotonic())
+                stamp(f"{job.name} started ({len(running)} running, {len(pending)} waiting)")
+            if pending or running:
+                sleep(poll_seconds)
+    finally:
+        for job, process, _ in running.values():
+            if process.poll() is None:
+                process.terminate()
+                stamp(f"{job.name} stopped")
     return codes
 
 
