@@ -14,8 +14,9 @@ other base once it is cached.
 
 Where the time goes decides `jobs`. On CPU a part is compute-bound, so one
 job per core. On a GPU these small networks (batch 100, 512 hidden units)
-leave the device mostly idle and a step costs Python and kernel-launch time,
-so many processes can share one GPU, up to about one per CPU core.
+should leave the device mostly idle, a step costing Python and kernel-launch
+time, so many processes should share one GPU well, up to about one per CPU
+core (an expectation: no GPU has run this yet).
 """
 
 from __future__ import annotations
