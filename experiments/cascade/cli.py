@@ -37,6 +37,22 @@ def _device(name: str) -> str:
     return name
 
 
+def _check_data_dir(data_dir: Path) -> None:
+    """A clear one-line error before any work when the data folder is missing."""
+    if not Path(data_dir).is_dir():
+        raise click.ClickException(f"data directory {data_dir} not found; pass --data-dir pointing at the shared data folder")
+
+
+def _seed_list(seeds: int, only_seeds: tuple[int, ...]) -> list[int]:
+    """The seeds a run covers: those given with --seed, else 0..seeds-1."""
+    return sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+
+
+def _record_stem(out: Path, dataset: str, epochs: int) -> Path:
+    """<out>/<dataset>-e<epochs>: where a run (or a merge) writes its .txt, .json and .png."""
+    return out / f"{dataset}-e{epochs}"
+
+
 def _run_options(command):
     """The options that say what is trained and how: shared by `cascade` and `cascade-parts`."""
     options = [
@@ -72,15 +88,14 @@ def _run_options(command):
 def cascade_command(dataset, data_dir, epochs, seeds, only_seeds, device, out, algorithm_spec, cache_dir, quant_step, hidden, threads, quiet):
     """Reproduce the cascade-decoder autoencoder paper's table on one dataset."""
     torch.set_num_threads(threads)
-    if not Path(data_dir).is_dir():
-        raise click.ClickException(f"data directory {data_dir} not found; pass --data-dir pointing at the shared data folder")
+    _check_data_dir(data_dir)
     try:
         selected = algs.select(algorithm_spec)
         splits = load_dataset(dataset, data_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     cfg = replace(TrainConfig(), hidden=hidden)
-    seed_list = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+    seed_list = _seed_list(seeds, only_seeds)
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     spec = ExperimentSpec(
         dataset=dataset,
@@ -105,7 +120,7 @@ def cascade_command(dataset, data_dir, epochs, seeds, only_seeds, device, out, a
          "--quant-step", f"{quant_step:g}", "--hidden", str(hidden)]
     )
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{dataset}-e{epochs}"
+    stem = _record_stem(out, dataset, epochs)
     stem.with_suffix(".txt").write_text(f"$ {command}\n\n{table}\n")
     write_json(stem.with_suffix(".json"), dataset, spec, output.runs, rows, command)
     write_grid(stem.with_suffix(".png"), output)
@@ -150,7 +165,7 @@ def _write_merged(parts: list[Path], out: Path) -> None:
     click.echo(table)
     command = "cdcodec experiment cascade-merge " + shlex.join([str(p) for p in parts])
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{dataset}-e{epochs}"
+    stem = _record_stem(out, dataset, epochs)
     stem.with_suffix(".txt").write_text(f"$ {command}\n\n{table}\n")
     part_list = [{"file": str(p.path), "command": p.record.get("command")} for p in merged.parts]
     write_json(stem.with_suffix(".json"), dataset, spec, merged.runs, rows, command,
@@ -165,7 +180,7 @@ def _write_merged(parts: list[Path], out: Path) -> None:
 @click.option("--algorithms", "algorithm_spec", default="paper", show_default=True,
               help="Comma list of names or groups, as for `cascade`.")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parts running at once: the number of cores on CPU; on a GPU up to about one per CPU core.")
+              help="Parts running at once: the number of cores on CPU; on a GPU more (untested: about one per CPU core).")
 def cascade_parts_command(dataset, data_dir, epochs, seeds, only_seeds, device, cache_dir, quant_step, hidden, threads,
                           out, algorithm_spec, jobs):
     """Run `cascade` as parallel parts (one algorithm of one seed each), then merge their records.
@@ -175,13 +190,12 @@ def cascade_parts_command(dataset, data_dir, epochs, seeds, only_seeds, device, 
     stays in the cache, so a rerun trains only what is missing and re-scores
     the rest.
     """
-    if not Path(data_dir).is_dir():
-        raise click.ClickException(f"data directory {data_dir} not found; pass --data-dir pointing at the shared data folder")
+    _check_data_dir(data_dir)
     try:
         selected = algs.select(algorithm_spec)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    seed_list = sorted(set(only_seeds)) if only_seeds else list(range(seeds))
+    seed_list = _seed_list(seeds, only_seeds)
     options = ["--dataset", dataset, "--data-dir", str(data_dir), "--epochs", str(epochs), "--device", device,
                "--cache-dir", str(cache_dir), "--quant-step", f"{quant_step!r}", "--hidden", str(hidden),
                "--threads", str(threads)]
@@ -193,7 +207,7 @@ def cascade_parts_command(dataset, data_dir, epochs, seeds, only_seeds, device, 
         codes = run_parts(job_list, subprocess_launcher(options, out), jobs, log=lambda m: click.echo(m, err=True))
     finally:
         signal.signal(signal.SIGTERM, previous)
-    finished = [out / job.name / f"{dataset}-e{epochs}.json" for job in job_list if codes[job.key] == 0]
+    finished = [_record_stem(out / job.name, dataset, epochs).with_suffix(".json") for job in job_list if codes[job.key] == 0]
     if finished:
         try:
             _write_merged(finished, out)
