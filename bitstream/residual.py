@@ -260,15 +260,6 @@ class _State:
         inputs.append(np.ones(centre.shape, dtype=np.int64))  # the intercept
         return inputs, own
 
-    def classes(self, own: list[np.ndarray], shape) -> np.ndarray:
-        """Predictor class per pixel: mean absolute deviation of the neighbourhood, in integers."""
-        if not own:
-            return np.zeros(shape, dtype=np.int64)
-        n = len(own)
-        total = sum(own)
-        deviation = sum(np.abs(n * v - total) for v in own)  # n² × mean absolute deviation
-        return _bucket(CLASS_THRESHOLDS * n * n, deviation)
-
     def contexts(self, phase: int, channel: int, classes: np.ndarray, first: bool) -> np.ndarray:
         """Table context per pixel: how large the neighbours' own prediction errors were
         (the preview's gradient in the first phase), times NEIGHBOUR_BUCKETS, plus the
@@ -290,6 +281,16 @@ class _State:
         y0, x0, stride, _ = PHASES[phase]
         self.q[y0::stride, x0::stride, channel] = values
         self.error[y0::stride, x0::stride, channel] = np.abs(error)
+
+
+def predictor_classes(own: list[np.ndarray], shape) -> np.ndarray:
+    """Predictor class per pixel: mean absolute deviation of the neighbourhood, in integers."""
+    if not own:
+        return np.zeros(shape, dtype=np.int64)
+    n = len(own)
+    total = sum(own)
+    deviation = sum(np.abs(n * v - total) for v in own)  # n² × mean absolute deviation
+    return _bucket(CLASS_THRESHOLDS * n * n, deviation)
 
 
 def _stack(inputs: list[np.ndarray]) -> np.ndarray:
@@ -387,7 +388,7 @@ def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, c
         y0, x0, stride, _ = PHASES[phase]
         target = residual[y0::stride, x0::stride, channel]
         inputs, own = state.features(phase, channel, channel_order)
-        classes = state.classes(own, target.shape)
+        classes = predictor_classes(own, target.shape)
         coefficients = {}
         stacked = _stack(inputs)
         order, present = _split(classes, len(CLASS_THRESHOLDS) + 1)
@@ -444,7 +445,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
         for phase, channel, first in _walk(preview.shape):
             y0, x0, stride, _ = PHASES[phase]
             inputs, own = state.features(phase, channel, channel_order)
-            classes = state.classes(own, state.q[y0::stride, x0::stride, channel].shape)
+            classes = predictor_classes(own, state.q[y0::stride, x0::stride, channel].shape)
             present = np.flatnonzero(np.bincount(classes.ravel(), minlength=len(CLASS_THRESHOLDS) + 1))
             coefficients = {int(k): side.take(len(inputs)) for k in present}
             prediction, fraction = _predict(_stack(inputs), classes, coefficients, state.radius)
