@@ -462,6 +462,19 @@ def test_run_parts_keeps_the_order_and_the_job_limit_and_skips_what_a_failure_bl
     assert all(code == 0 for key, code in codes.items() if key not in {(1, "AAE"), (1, "ACDAAE")})
 
 
+def test_run_parts_finishes_a_seed_before_starting_the_next():
+    started: list[str] = []
+
+    def launch(job: PartJob):
+        started.append(job.name)
+        return _FakeProcess(polls=1, code=0)
+
+    run_parts(plan([0, 1], algs.select("RCDAE,ACDAAE")), launch, max_jobs=1, log=lambda m: None, sleep=lambda s: None)
+    # Within a seed: bases, then the adversarial cascade (the longest), then the rest.
+    per_seed = ["ae", "aae", "acdaae", "rcdae"]
+    assert started == [f"seed0-{a}" for a in per_seed] + [f"seed1-{a}" for a in per_seed]
+
+
 def test_run_parts_stops_the_running_parts_when_interrupted():
     launched: list[_FakeProcess] = []
 

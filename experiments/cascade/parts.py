@@ -12,6 +12,12 @@ measured against it), so per seed the AE part goes first; then the other
 bases (AAE, VAE, WAE) and the cascades on AE; then the cascades on each
 other base once it is cached.
 
+Among the parts that may start, the earliest seed goes first: a run cut short
+(a session's end, a lent machine's deadline) then leaves whole seeds, each a
+complete table, rather than the same few algorithms of every seed. Within a
+seed, bases go first (they unblock others), then the adversarial cascades
+(the longest).
+
 Where the time goes decides `jobs`. On CPU a part is compute-bound, so one
 job per core. On a GPU these small networks (batch 100, 512 hidden units)
 should leave the device mostly idle, a step costing Python and kernel-launch
@@ -52,7 +58,7 @@ class PartJob:
 
     @property
     def priority(self) -> int:
-        """Higher starts first among ready parts: bases unblock others; adversarial cascades take longest."""
+        """Within a seed, higher starts first among ready parts: bases unblock others; adversarial cascades take longest."""
         algorithm = BY_NAME[self.algorithm]
         if algorithm.cascade is None:
             return 2
@@ -124,7 +130,7 @@ def run_parts(
                     codes[job.key] = SKIPPED
                     stamp(f"{job.name} skipped: needs {', '.join(failed)} of seed {job.seed}, which did not finish")
             ready = [j for j in pending if all(codes.get((j.seed, n)) == 0 for n in j.needs)]
-            ready.sort(key=lambda j: (-j.priority, j.seed))
+            ready.sort(key=lambda j: (j.seed, -j.priority))
             for job in ready[: max_jobs - len(running)]:
                 pending.remove(job)
                 running[job.key] = (job, launch(job), time.monotonic())
