@@ -37,17 +37,17 @@ from cdcodec.codec.model import symbols_to_array
 VARIANTS = ("base", "edge", "blend", "med", "edge+med")
 
 
+def stage1_preview(pixels: np.ndarray) -> np.ndarray:
+    """The exact stage's integer preview of an (H, W, 3) image: the default model's stage 1 at quality 0."""
+    codec = pipeline.get_model().codec
+    x = pipeline._to_tensor(pixels, codec.config.multiple)
+    arrays = [symbols_to_array(q) for q in codec.analyse(x, 1, 0)]
+    return pipeline._preview(codec, arrays, [0], pixels.shape[0], pixels.shape[1], 3)
+
+
 def previews(folder: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, original, stage-1 preview at quality 0) for the first `limit` images."""
-    codec = pipeline.get_model().codec
-    out = []
-    for image in folder_images(folder)[:limit]:
-        pixels = image.pixels
-        x = pipeline._to_tensor(pixels, codec.config.multiple)
-        arrays = [symbols_to_array(q) for q in codec.analyse(x, 1, 0)]
-        preview = pipeline._preview(codec, arrays, [0], pixels.shape[0], pixels.shape[1], 3)
-        out.append((image.name, pixels.astype(np.int64), preview))
-    return out
+    return [(image.name, image.pixels.astype(np.int64), stage1_preview(image.pixels)) for image in folder_images(folder)[:limit]]
 
 
 def extra_inputs(own: list[np.ndarray], variant: str) -> list[np.ndarray]:

@@ -10,9 +10,8 @@ error contexts, table family, side information) kept as in the coder:
 - raster: every pixel in raster order, predicted from its causal neighbours
   at distance 1 and 2 (W, N, NW, NE, WW, NN) instead of the interlaced phases.
   Its bits are the ideal code lengths under the chosen tables plus the side
-  information; a decoder would need a loop per pixel, so this is an estimate
-  only (for the interlaced coder the same estimate lands within 0.01% of the
-  real payload).
+  information, without the entropy coder's own small overhead; a decoder
+  would need a loop per pixel, so this is an estimate only.
 - refined: the interlaced coder predicting from the float lossy reconstruction
   (stage 1's refine CNN output) instead of the integer preview. Not exact
   across machines, so not usable as is; it bounds what an integer refine
@@ -36,7 +35,7 @@ import torch
 from cdcodec.bench.images import folder_images
 from cdcodec.bitstream import residual as R
 from cdcodec.codec import pipeline
-from cdcodec.codec.model import symbols_to_array
+from exact_predictor_features import stage1_preview  # this folder is on sys.path when run as a script
 
 #: Causal neighbours in raster order, nearest first.
 CAUSAL = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2), (-2, 0))
@@ -46,12 +45,8 @@ NEAREST = 4
 
 def preview_and_reconstruction(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(integer preview, float lossy reconstruction rounded to uint8) of stage 1 at quality 0."""
-    codec = pipeline.get_model().codec
-    x = pipeline._to_tensor(pixels, codec.config.multiple)
-    arrays = [symbols_to_array(q) for q in codec.analyse(x, 1, 0)]
-    preview = pipeline._preview(codec, arrays, [0], pixels.shape[0], pixels.shape[1], pixels.shape[2])
     lossy = pipeline.decode(pipeline.encode(pixels, stages=1, quality=0), stages=1)
-    return preview, lossy
+    return stage1_preview(pixels), lossy
 
 
 def interlaced_bits(pixels: np.ndarray, prediction: np.ndarray) -> int:
