@@ -5,6 +5,14 @@ coarse to fine (PHASES): a sparse lattice first, then ever finer lattices whose
 pixels have already decoded neighbours on every side, as in interlaced and
 pyramid lossless coders. Within a phase, channels go green, red, blue.
 
+Colour images code red and blue as differences from green (in the residual
+and the preview alike: q_R − q_G and p_R − p_G), JPEG XL's and WebP's
+"subtract green". The predictor could take green with weight one itself, but
+it is the neighbourhoods, classes and error contexts of the differences that
+pay (format 5: fewer bits on Kodak lossless and more at D = 1 and 2; the
+figures are in results/exact/README.md). Differences of residual indices keep
+the near-lossless bound: green is decoded first, and adding it back is exact.
+
 Prediction is linear with integer coefficients that the encoder fits to this
 image (robust least squares) and sends: for every (phase, channel, class) a few
 signed bytes. Its inputs, all known to the decoder at that point, are the
@@ -45,6 +53,7 @@ from math import isqrt
 
 import constriction
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import ans
 from .errors import CdcFormatError
@@ -232,9 +241,10 @@ class _State:
     """
 
     def __init__(self, preview: np.ndarray, max_error: int):
+        """`preview` is already decorrelated (`subtract_green`)."""
         self.preview = preview.astype(np.int64)
         self.unit = 2 * max_error + 1
-        self.radius = residual_radius(max_error)
+        self.radius = coded_radius(max_error, preview.shape[2])
         self.q = np.zeros(preview.shape, dtype=np.int64)
         self.error = np.zeros(preview.shape, dtype=np.int64)
         self.activity = activity(preview)
@@ -372,14 +382,34 @@ def pixel_checksum(pixels: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
 
 
+#: The coder's matrix products are small (a few thousand rows by about 20
+#: inputs): a second BLAS thread gains nothing, and on a machine whose cores are
+#: busy the threads wait on each other. With both cores of the 2-core machine
+#: taken by other processes, a Kodak image's lossless encode took 9–24 s with
+#: OpenBLAS's default threads and 0.7 s with one (session 13).
+_ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
+
+
 def encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, checksum: int) -> bytes:
     """Code an (H, W, C) integer residual (in units of 2·max_error + 1), given the (H, W, C) preview."""
+    with threadpool_limits(**_ONE_BLAS_THREAD):
+        return _encode_residual(residual, preview, max_error, checksum)
+
+
+def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tuple[np.ndarray, int]:
+    """Inverse of `encode_residual`: (residual, pixel checksum)."""
+    with threadpool_limits(**_ONE_BLAS_THREAD):
+        return _decode_residual(payload, preview, max_error)
+
+
+def _encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, checksum: int) -> bytes:
     residual = np.asarray(residual, dtype=np.int64)
     if residual.shape != preview.shape or residual.ndim != 3 or residual.shape[2] not in CHANNEL_ORDER:
         raise ValueError("residual and preview must both be (H, W, 1 or 3)")
-    state = _State(preview, max_error)
-    if residual.size and np.abs(residual).max() > state.radius:
+    if residual.size and np.abs(residual).max() > residual_radius(max_error):
         raise ValueError("residual exceeds its radius")
+    residual, preview = subtract_green(residual), subtract_green(preview)
+    state = _State(preview, max_error)
     span = 2 * state.radius
     channel_order = CHANNEL_ORDER[residual.shape[2]]
     side = bytearray()
@@ -428,8 +458,7 @@ class _SideReader:
         return chunk
 
 
-def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tuple[np.ndarray, int]:
-    """Inverse of `encode_residual`: (residual, pixel checksum)."""
+def _decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tuple[np.ndarray, int]:
     channels = preview.shape[2]
     if channels not in CHANNEL_ORDER or len(payload) < 8:
         raise CdcFormatError("exact-stage payload has the wrong size")
@@ -438,7 +467,7 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
         raise CdcFormatError(f"{PAYLOAD} declares more side information than it holds")
     side = _SideReader(payload[8 : 8 + side_length])
     coder = ans.open_decoder(payload[8 + side_length :], PAYLOAD)
-    state = _State(preview, max_error)
+    state = _State(subtract_green(preview), max_error)
     span = 2 * state.radius
     channel_order = CHANNEL_ORDER[channels]
     try:
@@ -470,12 +499,35 @@ def decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tupl
     if side.at != len(side.data):
         raise CdcFormatError(f"{PAYLOAD} has side information left over")
     ans.check_exhausted(coder, PAYLOAD)
-    return state.q, checksum
+    residual = add_green(state.q)
+    if residual.size and np.abs(residual).max() > residual_radius(max_error):
+        raise CdcFormatError("exact-stage residual out of range")
+    return residual, checksum
 
 
 def residual_radius(max_error: int) -> int:
     """Largest |residual| possible for 8-bit pixels, in units of 2·max_error + 1."""
     return (255 + max_error) // (2 * max_error + 1)
+
+
+def coded_radius(max_error: int, channels: int) -> int:
+    """Largest |coded value| of a channel: red's and blue's differences from green reach twice the residual's."""
+    return residual_radius(max_error) * (2 if channels == 3 else 1)
+
+
+def subtract_green(planes: np.ndarray) -> np.ndarray:
+    """(H, W, 3) → green kept, red and blue minus green (int64); grayscale unchanged."""
+    planes = np.asarray(planes, dtype=np.int64)
+    if planes.shape[2] != 3:
+        return planes
+    return planes - np.stack([planes[:, :, 1], np.zeros_like(planes[:, :, 1]), planes[:, :, 1]], axis=2)
+
+
+def add_green(planes: np.ndarray) -> np.ndarray:
+    """Inverse of `subtract_green`."""
+    if planes.shape[2] != 3:
+        return planes
+    return planes + np.stack([planes[:, :, 1], np.zeros_like(planes[:, :, 1]), planes[:, :, 1]], axis=2)
 
 
 def _by_context(groups: list[tuple[int, int, int]]):

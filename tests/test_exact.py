@@ -171,11 +171,11 @@ def test_exact_payload_with_a_false_side_length_is_refused():
 
 
 def test_a_payload_written_by_an_earlier_build_still_decodes():
-    """Files must decode the same on every machine and in every later build of formats 3 and 4.
+    """Files must decode the same on every machine and in every later build of format 5.
 
-    Format 4 changed only the latent coding. The fixture was written by the
-    format-3 encoder when that format was made
-    (a 9×7 RGB residual over a formula preview, checksum field 1234). If this
+    The fixture was written by the format-5 encoder when that format was made
+    (a 9×7 RGB residual over a formula preview, checksum field 1234; formats 3
+    and 4 coded red and blue themselves, not as differences from green). If this
     fails, the exact stage's decoding changed: that needs a new FORMAT_VERSION.
     """
     from pathlib import Path
@@ -185,7 +185,22 @@ def test_a_payload_written_by_an_earlier_build_still_decodes():
     y, x, c = np.meshgrid(np.arange(9), np.arange(7), np.arange(3), indexing="ij")
     original = (y * y * 7 + x * 13 + c * 29 + (x * y) % 17) % 256
     preview = (37 * y + 11 * x + 50 * c) % 256
-    payload = (Path(__file__).parent / "fixtures" / "exact-payload-v3.bin").read_bytes()
+    payload = (Path(__file__).parent / "fixtures" / "exact-payload-v5.bin").read_bytes()
     residual, checksum = decode_residual(payload, preview, 0)
     assert checksum == 1234
     assert np.array_equal(residual, original - preview)
+
+
+@pytest.mark.parametrize("bound", [0, 1, 3])
+def test_red_and_blue_at_the_opposite_extreme_from_green_round_trip(bound):
+    """Red and blue are coded as differences from green, which reach twice the residual's range."""
+    from cdcodec.bitstream.residual import decode_residual, encode_residual
+
+    original = np.zeros((6, 5, 3), dtype=np.int64)
+    original[:, :, 0] = original[:, :, 2] = 255
+    original[::2, :, :] = 255 - original[::2, :, :]
+    preview = (255 - original).astype(np.uint8)
+    q = quantize_residual(original - preview.astype(np.int64), bound)
+    assert np.abs(q[:, :, 0] - q[:, :, 1]).max() == 2 * residual_radius(bound)
+    decoded, _ = decode_residual(encode_residual(q, preview, bound, checksum=0), preview, bound)
+    assert np.array_equal(decoded, q)
