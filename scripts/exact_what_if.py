@@ -2,8 +2,10 @@
 
 The lossless stage (`bitstream/residual.py`) codes pixels coarse to fine over
 interlaced phases, and predicts them from the integer preview (the linear part
-of the lossy stage). It ends up about 4.5% above JPEG XL at effort 7 on Kodak,
-which scans in raster order. This script measures, per image, what each of two
+of the lossy stage). It ended up about 4.5% above JPEG XL at effort 7 on Kodak
+with format 4, when `results/exact/what_if.md` was made (3.8% with format 5,
+which codes red and blue as differences from green; the raster variant does
+the same since), and JPEG XL scans in raster order. This script measures, per image, what each of two
 changes would do, with everything else (predictor inputs, classes, robust fit,
 error contexts, table family, side information) kept as in the coder:
 
@@ -64,9 +66,11 @@ def _shifted(plane: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 def raster_bits(pixels: np.ndarray, preview: np.ndarray) -> float:
     """Ideal bits (code lengths + side information) of the coder's machinery in raster order."""
-    image = pixels.astype(np.int64)
-    residual = image - preview.astype(np.int64)
-    span = 2 * R.residual_radius(0)
+    image = R.subtract_green(pixels)
+    preview = R.subtract_green(preview)
+    residual = image - preview
+    radius = R.coded_radius(0, image.shape[2])
+    span = 2 * radius
     lengths, width = R._code_lengths(span), 2 * span + 1
     order = R.CHANNEL_ORDER[image.shape[2]]
     bits, errors, own_of = 0.0, {}, {}
@@ -86,7 +90,7 @@ def raster_bits(pixels: np.ndarray, preview: np.ndarray) -> float:
         for k, start, stop in present:
             coefficients[k] = R._fit(stacked[rows[start:stop]], target.ravel()[rows[start:stop]])
             bits += 8 * len(inputs)
-        prediction, fraction = R._predict(stacked, classes, coefficients, R.residual_radius(0))
+        prediction, fraction = R._predict(stacked, classes, coefficients, radius)
         error = target - prediction
         errors[channel] = np.abs(error)
         around = sum(_shifted(errors[channel], dy, dx) for dy, dx in CAUSAL[:NEAREST])
