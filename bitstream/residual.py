@@ -9,8 +9,8 @@ Colour images code red and blue as differences from green (in the residual
 and the preview alike: q_R − q_G and p_R − p_G), JPEG XL's and WebP's
 "subtract green". The predictor could take green with weight one itself, but
 it is the neighbourhoods, classes and error contexts of the differences that
-pay (format 5: fewer bits on Kodak lossless and more at D = 1 and 2; the
-figures are in results/exact/README.md). Differences of residual indices keep
+pay (format 5; on Kodak it saves bits lossless, and more at D = 1 and 2:
+results/exact/README.md). Differences of residual indices keep
 the near-lossless bound: green is decoded first, and adding it back is exact.
 
 Prediction is linear with integer coefficients that the encoder fits to this
@@ -518,16 +518,20 @@ def coded_radius(max_error: int, channels: int) -> int:
 def subtract_green(planes: np.ndarray) -> np.ndarray:
     """(H, W, 3) → green kept, red and blue minus green (int64); grayscale unchanged."""
     planes = np.asarray(planes, dtype=np.int64)
-    if planes.shape[2] != 3:
-        return planes
-    return planes - np.stack([planes[:, :, 1], np.zeros_like(planes[:, :, 1]), planes[:, :, 1]], axis=2)
+    return planes - _green_under_red_and_blue(planes)
 
 
 def add_green(planes: np.ndarray) -> np.ndarray:
     """Inverse of `subtract_green`."""
+    return planes + _green_under_red_and_blue(planes)
+
+
+def _green_under_red_and_blue(planes: np.ndarray) -> np.ndarray:
+    """Green in the red and blue planes and 0 in green's (all 0 for grayscale)."""
     if planes.shape[2] != 3:
-        return planes
-    return planes + np.stack([planes[:, :, 1], np.zeros_like(planes[:, :, 1]), planes[:, :, 1]], axis=2)
+        return np.zeros_like(planes)
+    green = planes[:, :, 1]
+    return np.stack([green, np.zeros_like(green), green], axis=2)
 
 
 def _by_context(groups: list[tuple[int, int, int]]):
