@@ -384,9 +384,11 @@ def pixel_checksum(pixels: np.ndarray) -> int:
 
 #: The coder's matrix products are small (a few thousand rows by about 20
 #: inputs): a second BLAS thread gains nothing, and on a machine whose cores are
-#: busy the threads wait on each other. With both cores of the 2-core machine
-#: taken by other processes, a Kodak image's lossless encode took 9–24 s with
-#: OpenBLAS's default threads and 0.7 s with one (session 13).
+#: busy the threads wait on each other. In session 13's Kodak table
+#: (results/exact/kodak.json), run with both cores of the 2-core machine taken by
+#: other processes and OpenBLAS's default threads, lossless encodes took 1.8–24 s
+#: (mean 13.6 s); with one thread, scripts/time_lossless.py gave 0.79 s with one
+#: core taken.
 _ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
 
 
