@@ -25,7 +25,7 @@ from .errors import CdcFormatError
 MAGIC = b"\x89CDC"
 #: 5: the exact stages code red and blue as differences from green; 4: latents coded
 #: with checkerboard contexts (docs/FORMAT.md); 4 and older are refused.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 MAX_DIMENSION = 1 << 16
 MAX_PIXELS = 1 << 28

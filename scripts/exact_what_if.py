@@ -102,7 +102,7 @@ def raster_bits(pixels: np.ndarray, preview: np.ndarray) -> float:
         coded, centres = (error * sign).ravel()[rows], offset.ravel()[rows]
         for parts in R._by_context(present):
             start, stop = parts[0][1], parts[-1][2]
-            table = R._best_table(coded[start:stop], centres[start:stop], span)
+            table = int(R._best_tables(np.zeros(stop - start, dtype=np.int64), coded[start:stop], centres[start:stop], span)[0][0])
             bits += lengths[table, centres[start:stop] * width + coded[start:stop] + span].sum() + 8
     return bits
 

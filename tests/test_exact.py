@@ -171,24 +171,69 @@ def test_exact_payload_with_a_false_side_length_is_refused():
 
 
 def test_a_payload_written_by_an_earlier_build_still_decodes():
-    """Files must decode the same on every machine and in every later build of format 5.
+    """Files must decode the same on every machine and in every later build of format 6.
 
-    The fixture was written by the format-5 encoder when that format was made
-    (a 9×7 RGB residual over a formula preview, checksum field 1234; formats 3
-    and 4 coded red and blue themselves, not as differences from green). If this
-    fails, the exact stage's decoding changed: that needs a new FORMAT_VERSION.
+    The fixture was written by the format-6 encoder when that format was made
+    (a 40×33 RGB residual over a formula preview, checksum field 1234, large
+    enough that nine groups use the bias correction; format 5 had no bias
+    correction and stored the side information uncompressed). If this fails,
+    the exact stage's decoding changed: that needs a new FORMAT_VERSION.
     """
     from pathlib import Path
 
     from cdcodec.bitstream.residual import decode_residual
 
-    y, x, c = np.meshgrid(np.arange(9), np.arange(7), np.arange(3), indexing="ij")
-    original = (y * y * 7 + x * 13 + c * 29 + (x * y) % 17) % 256
+    y, x, c = np.meshgrid(np.arange(40), np.arange(33), np.arange(3), indexing="ij")
+    original = (y * y * 7 + x * 13 + c * 29 + (x * y) % 17 + (x * 7 + y * 3) // 5 * c) % 256
     preview = (37 * y + 11 * x + 50 * c) % 256
-    payload = (Path(__file__).parent / "fixtures" / "exact-payload-v5.bin").read_bytes()
+    payload = (Path(__file__).parent / "fixtures" / "exact-payload-v6.bin").read_bytes()
     residual, checksum = decode_residual(payload, preview, 0)
     assert checksum == 1234
     assert np.array_equal(residual, original - preview)
+
+
+def test_neighbour_patterns_put_each_neighbour_in_its_band():
+    """Bands around the prediction (in 1/64 of a level): ≤ −96, ≤ −32, ≤ 32, ≤ 96, above;
+    the pattern reads them as base-5 digits, nearest neighbour first."""
+    from cdcodec.bitstream.residual import neighbour_patterns
+
+    sums = np.array([64 * 10])  # the prediction: 10 levels
+    own = [np.array([v]) for v in (8, 9, 10, 12)]  # 2 below, 1 below, equal, 2 above
+    pattern, agreement = neighbour_patterns(own, sums)
+    assert pattern.tolist() == [((0 * 5 + 1) * 5 + 2) * 5 + 4]
+    assert agreement.tolist() == [0]  # one neighbour within half a level: bucket 0–1
+    pattern, agreement = neighbour_patterns([np.array([10])] * 4, sums)
+    assert pattern.tolist() == [2 * 125 + 2 * 25 + 2 * 5 + 2] and agreement.tolist() == [2]
+
+
+def test_bias_correction_pays_where_errors_follow_the_neighbour_pattern(monkeypatch):
+    """On 4×4 blocks of random levels (as from nearest-neighbour upsampling) a linear
+    predictor averages across block edges; which neighbours sit above or below the
+    prediction says on which side a pixel lies. The encoder's corrections make the
+    payload smaller than the same coder with them switched off."""
+    from cdcodec.bitstream import residual
+
+    coarse = np.random.default_rng(3).integers(60, 200, size=(16, 16, 3))
+    q = np.kron(coarse, np.ones((4, 4, 1), dtype=np.int64)) - 128
+    preview = np.full(q.shape, 128, dtype=np.uint8)
+    with_bias = residual.encode_residual(q, preview, 0, checksum=0)
+    assert np.array_equal(residual.decode_residual(with_bias, preview, 0)[0], q)
+    monkeypatch.setattr(residual, "_fit_corrections", lambda pattern, errors: np.zeros(len(residual._corrected_patterns(pattern)), dtype=np.int64))
+    without = residual.encode_residual(q, preview, 0, checksum=0)
+    assert np.array_equal(residual.decode_residual(without, preview, 0)[0], q)
+    assert len(with_bias) < 0.95 * len(without)
+
+
+def test_side_information_that_inflates_too_far_is_refused():
+    import struct
+    import zlib
+
+    from cdcodec.bitstream.residual import decode_residual
+
+    preview = np.full((4, 4, 1), 128, dtype=np.uint8)
+    bomb = zlib.compress(bytes(10**6), 9)
+    with pytest.raises(CdcFormatError):
+        decode_residual(struct.pack("<II", 0, len(bomb)) + bomb + bytes(8), preview, 0)
 
 
 @pytest.mark.parametrize("bound", [0, 1, 3])
