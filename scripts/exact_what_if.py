@@ -5,7 +5,10 @@ interlaced phases, and predicts them from the integer preview (the linear part
 of the lossy stage). It ended up about 4.5% above JPEG XL at effort 7 on Kodak
 with format 4, when `results/exact/what_if.md` was made (3.8% with format 5,
 which codes red and blue as differences from green; the raster variant does
-the same since), and JPEG XL scans in raster order. This script measures, per image, what each of two
+the same since; format 6 then came 0.7% below), and JPEG XL scans in raster
+order. Since format 6 the base and refined columns include its bias correction
+and agreement context, which the raster variant does not have, so a re-run no
+longer compares like with like on that point. This script measures, per image, what each of two
 changes would do, with everything else (predictor inputs, classes, robust fit,
 error contexts, table family, side information) kept as in the coder:
 
