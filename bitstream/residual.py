@@ -57,7 +57,7 @@ beyond exact sums of small integers.
 
 Payload: CRC32 of the final pixels (4 bytes), the length S of the side
 information (4 bytes), S bytes of side information compressed with zlib
-(deflate: it saves about 0.3% of the payload, mostly on the correction bytes;
+(deflate: it saves 0.3% of the payload on Kodak, 0.5% on the training photos;
 the decoder inflates at most SIDE_LIMIT_PER_GROUP bytes per group). Inflated,
 it holds (per group, in coding order:
 the coefficients of each class that occurs; in every phase after the first a

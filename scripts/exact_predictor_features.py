@@ -69,6 +69,16 @@ def extra_inputs(own: list[np.ndarray], variant: str) -> list[np.ndarray]:
     return extra
 
 
+def exact_payloads(data: list[tuple[str, np.ndarray, np.ndarray]], label: str):
+    """(original, payload) per image: the residual over its preview coded, decoded back and checked exact."""
+    for name, original, preview in data:
+        payload = residual.encode_residual(original - preview, preview, 0, 0)
+        back, _ = residual.decode_residual(payload, preview, 0)
+        if not (back == original - preview).all():
+            raise SystemExit(f"{label}: {name} did not decode back exactly")
+        yield original, payload
+
+
 _FEATURES = residual._State.features
 
 
@@ -95,11 +105,7 @@ def main() -> None:
     for variant in VARIANTS:
         patch(variant)
         bits = samples = 0
-        for name, original, preview in data:
-            payload = residual.encode_residual(original - preview, preview, 0, 0)
-            back, _ = residual.decode_residual(payload, preview, 0)
-            if not (back == original - preview).all():
-                raise SystemExit(f"{variant}: {name} did not decode back exactly")
+        for original, payload in exact_payloads(data, variant):
             bits += 8 * len(payload)
             samples += original.size
         bpsp = bits / samples

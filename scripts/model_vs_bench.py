@@ -1,0 +1,81 @@
+"""A candidate model's Kodak BD-rates against the committed bench's curves, without re-running the bench.
+
+Encodes every image of a folder at every quality level with the candidate
+(a shipped model id or a .safetensors file), measures every stage prefix from
+the real bytes exactly as `cdcodec bench` does (`bench/cdcodec_source.py`,
+`bench/metrics.py`), adds those points to a copy of a bench results file as one
+more codec, and prints the BD-rates of the candidate and of the file's own
+codecs against a reference (the same curves and envelopes as
+`results/bench/rereference.py`), over a bpp window if given. The baselines in
+the results file must have been measured on the same images.
+
+    python scripts/model_vs_bench.py --model /path/to/candidate.safetensors \\
+        --images ../shared/data/kodak --results results/bench/kodak.json --bpp-window 0.25 1.5 \\
+        --out /tmp/candidate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from cdcodec.bench.cdcodec_source import cdcodec_points, warm_up
+from cdcodec.bench.codecs import LOSSY
+from cdcodec.bench.images import folder_images
+from cdcodec.bench.metrics import measure
+from cdcodec.codec.pipeline import get_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
+from rereference import KEYS, _cell, bd_rates  # noqa: E402
+
+NAME = "candidate"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="shipped model id or .safetensors file")
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--results", type=Path, required=True, help="bench results JSON with the baselines")
+    parser.add_argument("--reference", default="webp")
+    parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"))
+    parser.add_argument("--out", type=Path, help="write the results file with the candidate's points added")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    doc = json.loads(args.results.read_text())
+    images = folder_images(args.images)
+    if sorted(image.name for image in images) != sorted(entry["name"] for entry in doc["images"]):
+        raise SystemExit("the results file was measured on other images")
+    model = get_model(args.model)  # loaded once: a weights path given as such would be read at every call
+    warm_up(model)
+    points = []
+    for image in images:
+        for point in cdcodec_points(image.pixels, model):
+            measured = measure(image.pixels, point.decoded, len(point.data))
+            points.append({"image": image.name, "codec": NAME, "setting": point.setting, **measured,
+                           "encode_s": point.encode_s, "decode_s": point.decode_s})
+        print(f"{image.name}: {sum(p['image'] == image.name for p in points)} points", flush=True)
+    doc = dict(doc, codecs=doc["codecs"] + [{"name": NAME, "kind": LOSSY, "label": f"cdcodec ({args.model})"}],
+               measurements=doc["measurements"] + points)
+    doc["candidate"] = {"model": args.model, "command": " ".join(sys.argv)}
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=1))
+    report(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
+
+
+def report(doc: dict, reference: str, window: tuple[float, float] | None) -> None:
+    """Print every lossy codec's BD-rates against `reference` (over the bpp `window`, if given)."""
+    method = doc["options"].get("bd_method", "pchip")
+    where = f", {window[0]:g}-{window[1]:g} bpp" if window else ""
+    print(f"BD-rate (%) against {reference} ({method}{where}; SSIM and MS-SSIM in dB)")
+    print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
+    for name, row in bd_rates(doc, reference, window, method).items():
+        print(f"| {name} | " + " | ".join(_cell(row[k]) for k in KEYS) + " |")
+
+
+if __name__ == "__main__":
+    main()
