@@ -43,12 +43,20 @@ def _bench_records(bench_json: Path, names: set[str]) -> list[dict]:
     return [r for r in data["measurements"] if r["codec"] == "cdcodec" and r["image"] in names]
 
 
-def _shipped_stage1_steps() -> int:
-    """Stage 1's training steps of the default shipped model, from its manifest entry."""
+def _shipped_stage1() -> tuple[int, str]:
+    """(stage 1's training steps, a note) of the default shipped model, from the manifest.
+
+    A fine-tuned model's steps add to those of the model it started from
+    (`fine_tuned_from`, followed back to a model trained from scratch).
+    """
     from ...codec.weights import default_model_id, read_manifest
 
-    entry = next(m for m in read_manifest()["models"] if m["id"] == default_model_id())
-    return int(entry["training"]["log"][0]["steps"])
+    entries = {m["id"]: m for m in read_manifest()["models"]}
+    chain = [default_model_id()]
+    while entries[chain[-1]]["training"].get("fine_tuned_from"):
+        chain.append(entries[chain[-1]]["training"]["fine_tuned_from"])
+    steps = sum(int(entries[model]["training"]["log"][0]["steps"]) for model in chain)
+    return steps, "default model: " + " fine-tuned from ".join(chain)
 
 
 def _relabel(records: list[dict], name: str) -> list[dict]:
@@ -113,7 +121,8 @@ def codec_study_command(data_dir, images_dir, bench_json, cache, out_dir, train,
 
     stage1 = [r for r in shipped if r["setting"].endswith("stages=1")]
     curves[SHIPPED_STAGE1] = average_curve(_relabel(stage1, SHIPPED_STAGE1), SHIPPED_STAGE1)
-    rows.append({"name": SHIPPED_STAGE1, "steps": _shipped_stage1_steps(), "note": "default model, ~1.1 steps/s, schedule restarted once", "train_seconds": None})
+    steps, note = _shipped_stage1()
+    rows.append({"name": SHIPPED_STAGE1, "steps": steps, "note": note, "train_seconds": None})
     for run in filter(available, RUNS):
         curves[run.name], row = measured(run, run.name)
         rows.append(row)
