@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from .errors import CdcFormatError
 
 MAGIC = b"\x89CDC"
-#: 5: the exact stages code red and blue as differences from green; 4: latents coded
-#: with checkerboard contexts (docs/FORMAT.md); 4 and older are refused.
+#: 6: the exact stages' bias correction and compressed side information; 5: they
+#: code red and blue as differences from green; 4: latents coded with checkerboard
+#: contexts (docs/FORMAT.md). Every version but the current one is refused.
 FORMAT_VERSION = 6
 
 MAX_DIMENSION = 1 << 16

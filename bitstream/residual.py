@@ -381,11 +381,6 @@ def _rounded(sums: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     return prediction, fraction
 
 
-def _predict(stacked: np.ndarray, classes: np.ndarray, coefficients: dict[int, np.ndarray], radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, fraction) per pixel of the linear predictor alone, without the bias correction."""
-    return _rounded(_sums(stacked, classes, coefficients), radius)
-
-
 def neighbour_patterns(own: list[np.ndarray], sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(pattern, agreement bucket) per pixel from the nearest neighbours' places around the prediction.
 
@@ -425,10 +420,11 @@ def _fit_corrections(pattern: np.ndarray, errors: np.ndarray) -> np.ndarray:
     return np.clip(np.floor_divide(medians + step // 2, step), -127, 127).astype(np.int64)
 
 
-def _corrected(sums: np.ndarray, pattern: np.ndarray, corrections: np.ndarray) -> np.ndarray:
-    """`sums` plus each pixel's pattern correction (`corrections` in `_corrected_patterns` order)."""
+def _corrected(sums: np.ndarray, pattern: np.ndarray, used: np.ndarray, corrections: np.ndarray) -> np.ndarray:
+    """`sums` plus each pixel's pattern correction (`corrections` for the patterns `used`,
+    which are `_corrected_patterns(pattern)`)."""
     table = np.zeros(PATTERNS, dtype=np.int64)
-    table[_corrected_patterns(pattern)] = corrections << (COEFFICIENT_SHIFT - CORRECTION_SHIFT)
+    table[used] = corrections << (COEFFICIENT_SHIFT - CORRECTION_SHIFT)
     return sums + table[pattern]
 
 
@@ -536,7 +532,8 @@ def _encode_residual(residual: np.ndarray, preview: np.ndarray, max_error: int, 
         if own:
             pattern, agreement = neighbour_patterns(own, sums)
             corrections = _fit_corrections(pattern, (target << COEFFICIENT_SHIFT) - sums)
-            choices = [(b"\0", sums), (b"\1" + corrections.astype(np.int8).tobytes(), _corrected(sums, pattern, corrections))]
+            corrected = _corrected(sums, pattern, _corrected_patterns(pattern), corrections)
+            choices = [(b"\0", sums), (b"\1" + corrections.astype(np.int8).tobytes(), corrected)]
         contexts = state.contexts(phase, channel, classes, first, agreement)
         plans = [(header, _plan_group(target, choice, contexts, state.radius, span)) for header, choice in choices]
         # the cheaper of with and without the bias correction, its own bytes counted
@@ -601,7 +598,8 @@ def _decode_residual(payload: bytes, preview: np.ndarray, max_error: int) -> tup
                 pattern, agreement = neighbour_patterns(own, sums)
                 switch = int(side.take(1)[0])
                 if switch == 1:
-                    sums = _corrected(sums, pattern, side.take(len(_corrected_patterns(pattern))))
+                    used = _corrected_patterns(pattern)
+                    sums = _corrected(sums, pattern, used, side.take(len(used)))
                 elif switch != 0:
                     raise CdcFormatError(f"{PAYLOAD} has a bad bias-correction flag")
             prediction, fraction = _rounded(sums, state.radius)

@@ -93,7 +93,7 @@ def raster_bits(pixels: np.ndarray, preview: np.ndarray) -> float:
         for k, start, stop in present:
             coefficients[k] = R._fit(stacked[rows[start:stop]], target.ravel()[rows[start:stop]])
             bits += 8 * len(inputs)
-        prediction, fraction = R._predict(stacked, classes, coefficients, radius)
+        prediction, fraction = R._rounded(R._sums(stacked, classes, coefficients), radius)
         error = target - prediction
         errors[channel] = np.abs(error)
         around = sum(_shifted(errors[channel], dy, dx) for dy, dx in CAUSAL[:NEAREST])

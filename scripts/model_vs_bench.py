@@ -30,7 +30,7 @@ from cdcodec.bench.metrics import measure
 from cdcodec.codec.pipeline import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
-from rereference import KEYS, _cell, bd_rates  # noqa: E402
+from rereference import print_bd_table  # noqa: E402
 
 NAME = "candidate"
 
@@ -64,17 +64,7 @@ def main() -> None:
     doc["candidate"] = {"model": args.model, "command": " ".join(sys.argv)}
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1))
-    report(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
-
-
-def report(doc: dict, reference: str, window: tuple[float, float] | None) -> None:
-    """Print every lossy codec's BD-rates against `reference` (over the bpp `window`, if given)."""
-    method = doc["options"].get("bd_method", "pchip")
-    where = f", {window[0]:g}-{window[1]:g} bpp" if window else ""
-    print(f"BD-rate (%) against {reference} ({method}{where}; SSIM and MS-SSIM in dB)")
-    print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
-    for name, row in bd_rates(doc, reference, window, method).items():
-        print(f"| {name} | " + " | ".join(_cell(row[k]) for k in KEYS) + " |")
+    print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
 
 
 if __name__ == "__main__":

@@ -54,11 +54,7 @@ def main() -> None:
     doc = json.loads(args.results.read_text())
     method = doc["options"].get("bd_method", "pchip")
     where = f", {args.bpp_window[0]:g}-{args.bpp_window[1]:g} bpp" if args.bpp_window else ""
-    bd = bd_rates(doc, args.reference, args.bpp_window, method)
-    print(f"BD-rate (%) against {args.reference} ({method}{where}; SSIM and MS-SSIM in dB)")
-    print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
-    for name, row in bd.items():
-        print(f"| {name} | " + " | ".join(_cell(row[k]) for k in KEYS) + " |")
+    bd = print_bd_table(doc, args.reference, args.bpp_window)
     if args.per_image:
         images = sorted({m["image"] for m in doc["measurements"]})
         per_image = {im: bd_rates(dict(doc, measurements=[m for m in doc["measurements"] if m["image"] == im]),
@@ -68,6 +64,18 @@ def main() -> None:
             print("| image | " + " | ".join(bd) + " |\n|---|" + "---|" * len(bd))
             for im in images:
                 print(f"| {im} | " + " | ".join(_cell(per_image[im].get(name, {}).get(key)) for name in bd) + " |")
+
+
+def print_bd_table(doc: dict, reference: str, window: tuple[float, float] | None) -> dict:
+    """Print every lossy codec's BD-rates against `reference` as a markdown table; return them."""
+    method = doc["options"].get("bd_method", "pchip")
+    where = f", {window[0]:g}-{window[1]:g} bpp" if window else ""
+    bd = bd_rates(doc, reference, window, method)
+    print(f"BD-rate (%) against {reference} ({method}{where}; SSIM and MS-SSIM in dB)")
+    print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
+    for name, row in bd.items():
+        print(f"| {name} | " + " | ".join(_cell(row[k]) for k in KEYS) + " |")
+    return bd
 
 
 def bd_rates(doc: dict, reference: str, window: tuple[float, float] | None, method: str) -> dict:
