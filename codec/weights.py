@@ -191,11 +191,44 @@ def _load_shipped_id(model_id: str) -> tuple[CascadeCodec, bytes]:
 
 
 def manifest_entry(model_id: str) -> dict:
-    """The manifest's record of a shipped model (file, sha256, config, training)."""
-    for entry in read_manifest()["models"]:
+    """The manifest's record of a shipped model (file, sha256, config, training).
+
+    A retired model (see `model_record`) raises with where its weights can still be found.
+    """
+    manifest = read_manifest()
+    for entry in manifest["models"]:
         if entry["id"] == model_id:
             return entry
+    for entry in manifest.get("retired", []):
+        if entry["id"] == model_id:
+            raise ModelNotFoundError(_retired_message(entry))
     raise ModelNotFoundError(f"unknown model id {model_id!r} (shipped: {', '.join(available_models()) or 'none'})")
+
+
+def model_record(model_id: str) -> dict:
+    """The manifest's record of a model, shipped or retired.
+
+    Superseded models leave trained/ (every shipped file travels with each
+    checkout, and the repository has to stay small) but keep their record
+    under "retired": how they were trained, and the git commit whose trained/
+    still holds their weights, so older files stay decodable with
+    `--model FILE` and the fine-tuning chains of newer models stay traceable.
+    """
+    manifest = read_manifest()
+    for entry in manifest["models"] + manifest.get("retired", []):
+        if entry["id"] == model_id:
+            return entry
+    raise ModelNotFoundError(f"unknown model id {model_id!r}")
+
+
+def _retired_message(entry: dict) -> str:
+    name, commit = entry["file"], entry.get("weights_commit")
+    if not commit:
+        return f"model {entry['id']!r} was never shipped; trained/manifest.json records the command that makes it"
+    return (
+        f"model {entry['id']!r} is no longer shipped; its weights are trained/{name} in cdcodec's git history "
+        f"(git show {commit[:12]}:trained/{name} > {name}): pass that file with --model"
+    )
 
 
 def shipped_file(model_id: str) -> Path:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 
 import cdcodec
 from cdcodec.bitstream import truncate, unpack
+from cdcodec.bench.cdcodec_source import MS_SSIM_MODEL
 from cdcodec.codec.weights import default_model_id, file_digest, load_shipped, read_manifest, trained_dir
 
 
@@ -59,8 +62,28 @@ def test_ms_ssim_model_is_progressive_and_named_in_its_files():
     from skimage import data
 
     image = data.astronaut()[::2, ::2].copy()
-    check_progressive(image, "cdc-msssim-2")
-    assert cdcodec.describe(cdcodec.encode(image, model="cdc-msssim-2"))["model_id"] == "cdc-msssim-2"
+    check_progressive(image, MS_SSIM_MODEL)
+    assert cdcodec.describe(cdcodec.encode(image, model=MS_SSIM_MODEL))["model_id"] == MS_SSIM_MODEL
+
+
+def test_a_file_of_a_retired_model_says_where_its_weights_are(tmp_path):
+    """A model that left trained/ still names the git commit that holds its weights, in one line."""
+    from click.testing import CliRunner
+    from skimage import data
+
+    from cdcodec.bitstream import CdcFormatError, pack
+    from cdcodec.cli.main import cli
+
+    retired = next(m for m in read_manifest()["retired"] if m.get("weights_commit"))
+    parsed = unpack(cdcodec.encode(data.astronaut()[::8, ::8].copy(), stages=1))
+    header = dataclasses.replace(parsed.header, model_id=retired["id"], weights_digest=bytes.fromhex(retired["sha256"]))
+    old_file = tmp_path / "old.cdc"
+    old_file.write_bytes(pack(header, parsed.payloads))
+    with pytest.raises(CdcFormatError, match=f"git show {retired['weights_commit'][:12]}:trained/{retired['file']}"):
+        cdcodec.decode(old_file.read_bytes())
+    result = CliRunner().invoke(cli, ["decode", str(old_file), str(tmp_path / "out.png")])
+    assert result.exit_code == 1 and "no longer shipped" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out.png").exists()
 
 
 def test_grayscale_photo():

@@ -49,14 +49,13 @@ def _shipped_stage1() -> tuple[int, str]:
     A fine-tuned model's steps add to those of the model it started from
     (`fine_tuned_from`, followed back to a model trained from scratch).
     """
-    from ...codec.weights import default_model_id, read_manifest
+    from ...codec.weights import default_model_id, model_record
 
-    entries = {m["id"]: m for m in read_manifest()["models"]}
-    chain = [default_model_id()]
-    while entries[chain[-1]]["training"].get("fine_tuned_from"):
-        chain.append(entries[chain[-1]]["training"]["fine_tuned_from"])
-    steps = sum(int(entries[model]["training"]["log"][0]["steps"]) for model in chain)
-    return steps, "default model: " + " fine-tuned from ".join(chain)
+    chain = [model_record(default_model_id())]
+    while chain[-1]["training"].get("fine_tuned_from"):
+        chain.append(model_record(chain[-1]["training"]["fine_tuned_from"]))
+    steps = sum(int(record["training"]["log"][0]["steps"]) for record in chain)
+    return steps, "default model: " + " fine-tuned from ".join(record["id"] for record in chain)
 
 
 def _relabel(records: list[dict], name: str) -> list[dict]:
