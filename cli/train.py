@@ -153,7 +153,8 @@ def install_model(weights: Path, model_id: str, config: dict, training: dict, ma
     """Copy weights into trained/ under a hash-prefixed name and update the manifest.
 
     A model id has one entry: installing it again replaces the entry and
-    deletes the file the old entry named (when no other entry uses it).
+    deletes the file the old entry named (when no other entry uses it), and
+    takes the id off the manifest's "retired" list.
     """
     from ..codec.weights import MANIFEST, file_digest, read_manifest, trained_dir
 
@@ -163,6 +164,8 @@ def install_model(weights: Path, model_id: str, config: dict, training: dict, ma
     manifest = read_manifest()
     replaced = {m["file"] for m in manifest["models"] if m["id"] == model_id}
     manifest["models"] = [m for m in manifest["models"] if m["id"] != model_id]
+    if manifest.get("retired"):  # a retired id shipped again is no longer retired
+        manifest["retired"] = [m for m in manifest["retired"] if m["id"] != model_id]
     for name in replaced - {m["file"] for m in manifest["models"]} - {target.name}:
         (trained_dir() / name).unlink(missing_ok=True)
     manifest["models"].append(

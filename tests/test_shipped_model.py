@@ -28,6 +28,10 @@ def test_manifest_matches_the_weights_on_disk():
         assert {"command", "data", "device", "settings"} <= set(entry["training"])
     total = sum((trained_dir() / m["file"]).stat().st_size for m in manifest["models"])
     assert total <= 50 * 1024 * 1024
+    shipped = {m["id"] for m in manifest["models"]}
+    for entry in manifest.get("retired", []):
+        assert entry["id"] not in shipped and {"command", "data", "settings"} <= set(entry["training"])
+        assert bool(entry["file"]) == bool(entry["weights_commit"])  # no file: never shipped
 
 
 def test_the_default_model_loads_once_whether_named_or_not():

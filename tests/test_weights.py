@@ -46,3 +46,22 @@ def test_tables_from_an_older_or_damaged_file_are_refused_with_the_fix():
     for name, damaged in (("t.freqs", tensors["t.freqs"][:-1]), ("t.layout", torch.tensor([0, 1])), ("t.layout", torch.tensor([160]))):
         with pytest.raises(ModelNotFoundError, match="inconsistent"):
             tables_from_tensors(dict(tensors, **{name: damaged}), "t")
+
+
+def test_installing_a_retired_id_again_ships_it_and_unretires_it(tmp_path, tiny_weights, monkeypatch):
+    """install_model keeps one record per id: shipped again, a model leaves the retired list."""
+    import json
+
+    from cdcodec.cli.train import install_model
+    from cdcodec.codec import weights
+
+    monkeypatch.setattr(weights, "trained_dir", lambda: tmp_path)
+    record = {"id": "tiny", "file": "tiny-0.safetensors", "weights_commit": "0" * 40, "training": {}}
+    (tmp_path / weights.MANIFEST).write_text(json.dumps({"default": None, "models": [], "retired": [record]}))
+    with pytest.raises(ModelNotFoundError, match="no longer shipped"):
+        weights.manifest_entry("tiny")
+    config = weights.load_codec(tiny_weights)[0].config.to_dict()
+    install_model(tiny_weights, "tiny", config, {"command": "test"}, make_default=True)
+    manifest = weights.read_manifest()
+    assert manifest["retired"] == [] and weights.manifest_entry("tiny")["training"] == {"command": "test"}
+    assert weights.model_record("tiny")["file"] == manifest["models"][0]["file"]
