@@ -52,8 +52,7 @@ def main() -> None:
     parser.add_argument("--per-image", action="store_true", help="also each image's own BD-rates, one table per metric")
     args = parser.parse_args()
     doc = json.loads(args.results.read_text())
-    method = doc["options"].get("bd_method", "pchip")
-    where = f", {args.bpp_window[0]:g}-{args.bpp_window[1]:g} bpp" if args.bpp_window else ""
+    method, where = _method_and_window(doc, args.bpp_window)
     bd = print_bd_table(doc, args.reference, args.bpp_window)
     if args.per_image:
         images = sorted({m["image"] for m in doc["measurements"]})
@@ -68,14 +67,18 @@ def main() -> None:
 
 def print_bd_table(doc: dict, reference: str, window: tuple[float, float] | None) -> dict:
     """Print every lossy codec's BD-rates against `reference` as a markdown table; return them."""
-    method = doc["options"].get("bd_method", "pchip")
-    where = f", {window[0]:g}-{window[1]:g} bpp" if window else ""
+    method, where = _method_and_window(doc, window)
     bd = bd_rates(doc, reference, window, method)
     print(f"BD-rate (%) against {reference} ({method}{where}; SSIM and MS-SSIM in dB)")
     print("| codec | PSNR | SSIM | MS-SSIM |\n|---|---|---|---|")
     for name, row in bd.items():
         print(f"| {name} | " + " | ".join(_cell(row[k]) for k in KEYS) + " |")
     return bd
+
+
+def _method_and_window(doc: dict, window: tuple[float, float] | None) -> tuple[str, str]:
+    """The bench's BD interpolation method, and the window as table titles print it."""
+    return doc["options"].get("bd_method", "pchip"), (f", {window[0]:g}-{window[1]:g} bpp" if window else "")
 
 
 def bd_rates(doc: dict, reference: str, window: tuple[float, float] | None, method: str) -> dict:
