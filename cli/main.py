@@ -45,7 +45,8 @@ def handle_errors(command):
 
 @click.group(
     cls=LazyGroup,
-    lazy={"train": ("cdcodec.cli.train", "train"), "refit-tables": ("cdcodec.cli.train", "refit_tables"), "bench": ("cdcodec.bench.command", "bench_command")},
+    lazy={"train": ("cdcodec.cli.train", "train"), "refit-tables": ("cdcodec.cli.train", "refit_tables"),
+          "retire-model": ("cdcodec.cli.train", "retire_model_command"), "bench": ("cdcodec.bench.command", "bench_command")},
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="cdcodec")

@@ -1,5 +1,6 @@
 """`cdcodec train`: train a cascade stage by stage from a folder of photos;
-`cdcodec refit-tables`: fit a trained model's symbol tables anew.
+`cdcodec refit-tables`: fit a trained model's symbol tables anew;
+`cdcodec retire-model`: take a superseded model out of trained/.
 
 Resumable: the work folder holds a checkpoint; running the same command again
 continues where it stopped. The finished model is written to --out as
@@ -9,10 +10,12 @@ manifest with the command, data, steps and device.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,10 +41,11 @@ from .output import CliError
 @click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--intermediate-loss", default=0.0, show_default=True, help="Weight of a distortion term on each stage's linear estimate (per-layer loss).")
-@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True, help="Distortion each stage is trained to lower: squared error, or 1 - MS-SSIM.")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion each stage is trained to lower: squared error, 1 - MS-SSIM, or both (see --ms-ssim-share).")
+@click.option("--ms-ssim-share", type=click.FloatRange(0, 1), default=None, help="With --metric mixed: the share of the distortion that is 1 - MS-SSIM (default 0.5).")
 @click.option("--init", "init_model", default=None, help="Fine-tune this model (a shipped model id or a .safetensors path) instead of starting from scratch; same --arch.")
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
-def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, init_model, note) -> None:
+def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, ms_ssim_share, init_model, note) -> None:
     """Train a model stage by stage (resumes from --work-dir)."""
     import torch
 
@@ -50,6 +54,8 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
     from ..codec.training.data import list_images
     from ..codec.training.train import TrainSettings, check_settings, describe_settings, train_cascade
 
+    if ms_ssim_share is not None and metric != "mixed":
+        raise CliError("--ms-ssim-share needs --metric mixed")
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -61,7 +67,7 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         raise CliError(str(exc).strip("'\"")) from None
     work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
     out = out or work_dir / f"{model_id}.safetensors"
-    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric)
+    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share)
     try:
         check_settings(settings, config, start_from)
     except ValueError as exc:
@@ -141,6 +147,76 @@ def refit_tables(model, data_dir, out, device, threads, seed, crop, table_crops,
             "date": time.strftime("%Y-%m-%d"),
         }
         install_model(out, codec.config.model_id, codec.config.to_dict(), training, make_default=False)
+
+
+@click.command("retire-model")
+@click.argument("model")
+@click.option("--replaced-by", default=None, help="The shipped model that supersedes MODEL (required when MODEL is the default: it becomes the default).")
+@click.option("--weights-commit", default="HEAD", show_default=True, help="A git commit whose trained/ holds MODEL's weights file, recorded so its files stay decodable.")
+def retire_model_command(model, replaced_by, weights_commit) -> None:
+    """Take MODEL out of trained/, keeping its manifest record under "retired".
+
+    Files MODEL made then fail to decode with one line that names the git
+    command which restores its weights. Needs a git checkout of cdcodec: the
+    commit is checked to hold the very file the manifest names (same sha256).
+    """
+    from ..codec.weights import ModelNotFoundError, manifest_entry, trained_dir
+
+    try:
+        entry = manifest_entry(model)
+        commit = commit_holding(trained_dir(), entry["file"], entry["sha256"], weights_commit)
+        retire_model(model, commit, replaced_by)
+    except (ValueError, LookupError, ModelNotFoundError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    click.echo(f"retired {model}: its weights stay in commit {commit[:12]}", err=True)
+
+
+def commit_holding(folder: Path, name: str, sha256: str, rev: str) -> str:
+    """The full hash of git revision `rev`, after checking that its copy of folder/name has this sha256."""
+
+    def git(*args: str, text: bool = True):
+        try:
+            return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, check=True, text=text).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    commit = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if commit is None:
+        raise ValueError(f"{rev!r} is not a commit of a git checkout holding {folder}")
+    commit = commit.strip()
+    blob = git("show", f"{commit}:./{name}", text=False)
+    if blob is None or hashlib.sha256(blob).hexdigest() != sha256:
+        raise ValueError(f"commit {commit[:12]} does not hold the manifest's {name} (commit it first)")
+    return commit
+
+
+def retire_model(model_id: str, weights_commit: str, replaced_by: str | None) -> None:
+    """Move a shipped model's manifest record to "retired" and delete its weights file.
+
+    The record keeps how the model was trained, plus the commit that still
+    holds its weights and the model that replaced it. Retiring the default
+    needs `replaced_by`, which becomes the default.
+    """
+    from ..codec.weights import MANIFEST, read_manifest, trained_dir
+
+    manifest = read_manifest()
+    entry = next((m for m in manifest["models"] if m["id"] == model_id), None)
+    if entry is None:
+        raise ValueError(f"{model_id!r} is not a shipped model")
+    if replaced_by is not None and (replaced_by == model_id or all(m["id"] != replaced_by for m in manifest["models"])):
+        raise ValueError(f"--replaced-by {replaced_by!r} is not another shipped model")
+    if manifest.get("default") == model_id:
+        if replaced_by is None:
+            raise ValueError(f"{model_id!r} is the default model: name the model that replaces it with --replaced-by")
+        manifest["default"] = replaced_by
+    manifest["models"] = [m for m in manifest["models"] if m["id"] != model_id]
+    record = dict(entry, weights_commit=weights_commit)
+    if replaced_by is not None:
+        record["replaced_by"] = replaced_by
+    manifest["retired"] = [m for m in manifest.get("retired", []) if m["id"] != model_id] + [record]
+    (trained_dir() / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if all(m["file"] != entry["file"] for m in manifest["models"]):
+        (trained_dir() / entry["file"]).unlink(missing_ok=True)
 
 
 def _device_record(device: str) -> str:

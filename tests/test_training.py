@@ -190,6 +190,33 @@ def test_distortion_metrics():
     assert distortion(brighter, x, "ms-ssim") < distortion(noisy, x, "ms-ssim")
 
 
+def test_mixed_loss_distortion_lies_between_its_two_terms():
+    """--metric mixed: share 0 is the squared error, share 1 the scaled 1 - MS-SSIM, shares between mix them linearly."""
+    from cdcodec.codec.training.train import MS_SSIM_LAMBDA_SCALE, distortion, loss_distortion
+
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 112, 112)
+    recon = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    mse = distortion(recon, x, "mse").item()
+    ms = MS_SSIM_LAMBDA_SCALE * distortion(recon, x, "ms-ssim").item()
+    at = lambda share: loss_distortion(recon, x, TrainSettings((1,), metric="mixed", ms_ssim_share=share)).item()
+    assert abs(at(0) - mse) < 1e-7 and abs(at(1) - ms) < 1e-7
+    assert abs(at(0.25) - (0.75 * mse + 0.25 * ms)) < 1e-7
+    assert abs(loss_distortion(recon, x, TrainSettings((1,), metric="ms-ssim")).item() - ms) < 1e-7
+
+
+def test_mixed_metric_options_are_checked_before_any_work(tmp_path):
+    folder = photo_folder(tmp_path)
+    base = ["train", "--data", str(folder), "--model-id", "x", "--arch", "tiny", "--steps", "1,1", "--work-dir", str(tmp_path / "w")]
+    result = CliRunner().invoke(cli, [*base, "--ms-ssim-share", "0.3"])
+    assert result.exit_code == 1 and "--ms-ssim-share needs --metric mixed" in result.stderr
+    result = CliRunner().invoke(cli, [*base, "--metric", "mixed", "--ms-ssim-share", "1.5"])
+    assert result.exit_code == 2 and "1.5" in result.stderr
+    result = CliRunner().invoke(cli, [*base, "--metric", "mixed", "--crop", "64"])
+    assert result.exit_code == 1 and "at least 97 pixels" in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
 def test_refit_tables_keeps_the_network_and_its_pixels(tmp_path, tiny_weights):
     folder = photo_folder(tmp_path)
     out = tmp_path / "refit.safetensors"

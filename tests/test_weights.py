@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +67,55 @@ def test_installing_a_retired_id_again_ships_it_and_unretires_it(tmp_path, tiny_
     manifest = weights.read_manifest()
     assert manifest["retired"] == [] and weights.manifest_entry("tiny")["training"] == {"command": "test"}
     assert weights.model_record("tiny")["file"] == manifest["models"][0]["file"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="retiring a model records a git commit; git is not installed")
+def test_retire_model_keeps_the_record_and_the_commit_that_holds_the_weights(tmp_path, tiny_weights, monkeypatch):
+    """cdcodec retire-model: refuses what would lose the weights or leave no default, then retires cleanly."""
+    import json
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from cdcodec.cli.main import cli
+    from cdcodec.cli.train import install_model
+    from cdcodec.codec import weights
+
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    monkeypatch.setattr(weights, "trained_dir", lambda: folder)
+    (folder / weights.MANIFEST).write_text(json.dumps({"default": None, "models": []}))
+    config = weights.load_codec(tiny_weights)[0].config.to_dict()
+    old = install_model(tiny_weights, "tiny", config, {"command": "test"}, make_default=True)
+    newer = folder / "newer.safetensors"
+    shutil.copyfile(tiny_weights, newer)
+    newer.write_bytes(newer.read_bytes() + b" ")  # another digest, so another file
+    install_model(newer, "tiny-2", config, {"command": "test"}, make_default=False)
+    newer.unlink()
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, check=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty")
+    before = (folder / weights.MANIFEST).read_text()
+    retire = lambda *args: CliRunner().invoke(cli, ["retire-model", "tiny", *args])
+
+    result = retire("--replaced-by", "tiny-2")  # HEAD does not hold the weights yet
+    assert result.exit_code == 1 and "does not hold the manifest's" in result.stderr
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "ship")
+    head = git("rev-parse", "HEAD")
+    for args, message in ((), "is the default model"), (("--replaced-by", "nope"), "not another shipped model"), (("--weights-commit", "nope"), "not a commit"):
+        result = retire(*args)
+        assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert (folder / weights.MANIFEST).read_text() == before and old.is_file()
+
+    result = retire("--replaced-by", "tiny-2")
+    assert result.exit_code == 0, result.output
+    manifest = weights.read_manifest()
+    assert manifest["default"] == "tiny-2" and [m["id"] for m in manifest["models"]] == ["tiny-2"]
+    record = manifest["retired"][0]
+    assert record["id"] == "tiny" and record["weights_commit"] == head and record["replaced_by"] == "tiny-2"
+    assert record["training"] == {"command": "test"} and not old.exists()
+    with pytest.raises(ModelNotFoundError, match=f"git show {head[:12]}:trained/{old.name}"):
+        weights.manifest_entry("tiny")
+    git("checkout", "-q", head, "--", f"trained/{old.name}")  # what the error message tells a user to do
+    assert weights.file_digest(old) == record["sha256"]

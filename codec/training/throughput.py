@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from ..model import CascadeCodec, CodecConfig
+from ..networks import lambda_for_step
 from .data import CropSampler
-from .train import TrainSettings, distortion_weight, init_stage, stage_optimizer, training_step
+from .train import TrainSettings, init_stage, stage_optimizer, training_step
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def measure_throughput(
     for k, stage in enumerate(codec.stages):
         init_stage(codec, k, sampler, settings, dev)
         optimizer = stage_optimizer(codec, k, settings)
-        lam = distortion_weight(stage.config.step, settings.metric)
+        lam = lambda_for_step(stage.config.step)
         step_time = data_time = 0.0
         for i in range(warmup + steps):
             _sync(dev)

@@ -8,8 +8,9 @@ from the symbols it really produces, at every quality level. The loss of stage k
 its own rate plus λ_k times the distortion after stage k, with λ_k matched to
 the stage's quantizer step. With `metric="ms-ssim"` the distortion is
 1 − MS-SSIM instead of the squared error (a model for users who compare
-rate–SSIM), and `start_from` fine-tunes a trained model instead of starting
-from scratch.
+rate–SSIM); `metric="mixed"` weighs both, `ms_ssim_share` of it MS-SSIM (one
+model that aims at both curves). `start_from` fine-tunes a trained model
+instead of starting from scratch.
 
 Runs on CPU or CUDA (bfloat16 autocast on CUDA), checkpoints to a work folder
 every few minutes, and resumes from there: run the same command again.
@@ -52,11 +53,14 @@ class TrainSettings:
     # its refine CNN): the recursive paper's "loss at every decoder layer" carried
     # over to the codec. 0 trains on the final reconstruction only.
     intermediate_loss: float = 0.0
-    # "mse" or "ms-ssim": the distortion each stage's loss weighs against its rate.
+    # "mse", "ms-ssim" or "mixed": the distortion each stage's loss weighs against its rate.
     metric: str = "mse"
+    # With metric "mixed": the share of the distortion that is 1 − MS-SSIM (in
+    # squared-error units, see MS_SSIM_LAMBDA_SCALE); the rest is squared error.
+    ms_ssim_share: float = 0.5
 
 
-METRICS = ("mse", "ms-ssim")
+METRICS = ("mse", "ms-ssim", "mixed")
 #: λ for 1 − MS-SSIM is the squared-error λ times this. On the shipped MSE model,
 #: after each of its three stages, 1 − MS-SSIM is 34, 34 and 38 times the
 #: squared error (pixels in [0, 1], 64 training crops of 128²;
@@ -79,8 +83,10 @@ def check_settings(settings: TrainSettings, config: CodecConfig, start_from: Cas
         raise ValueError("the model to fine-tune has a different architecture")
     if settings.metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {settings.metric!r}")
+    if settings.metric == "mixed" and not 0 <= settings.ms_ssim_share <= 1:
+        raise ValueError(f"the MS-SSIM share must lie in [0, 1], got {settings.ms_ssim_share}")
     smallest = (MS_SSIM_TRAIN_WINDOW - 1) * 2 ** 4 + 1
-    if settings.metric == "ms-ssim" and settings.crop < smallest:
+    if ms_ssim_share(settings) > 0 and settings.crop < smallest:
         raise ValueError(f"MS-SSIM training needs crops of at least {smallest} pixels (its five scales)")
 
 
@@ -93,10 +99,24 @@ def distortion(recon: torch.Tensor, x: torch.Tensor, metric: str) -> torch.Tenso
     raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
 
 
-def distortion_weight(step: float, metric: str) -> float:
-    """λ of a stage with quantizer step `step` (see networks.lambda_for_step)."""
-    lam = lambda_for_step(step)
-    return lam * MS_SSIM_LAMBDA_SCALE if metric == "ms-ssim" else lam
+def ms_ssim_share(settings: TrainSettings) -> float:
+    """The share of a stage's loss distortion that is 1 − MS-SSIM: 0, 1, or the mixed share."""
+    return {"mse": 0.0, "ms-ssim": 1.0}.get(settings.metric, settings.ms_ssim_share)
+
+
+def loss_distortion(recon: torch.Tensor, x: torch.Tensor, settings: TrainSettings) -> torch.Tensor:
+    """The distortion a stage's loss weighs against its rate, in squared-error units.
+
+    Squared error and MS_SSIM_LAMBDA_SCALE × (1 − MS-SSIM), mixed by
+    ms_ssim_share(settings); a term with no weight is not computed.
+    """
+    share = ms_ssim_share(settings)
+    total = torch.zeros((), device=x.device)
+    if share < 1:
+        total = total + (1 - share) * distortion(recon, x, "mse")
+    if share > 0:
+        total = total + share * MS_SSIM_LAMBDA_SCALE * distortion(recon, x, "ms-ssim")
+    return total
 
 
 def train_cascade(
@@ -221,7 +241,7 @@ def _lr_factor(step: int, total: int) -> float:
 def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progress) -> None:
     stage = codec.stages[k]
     total = settings.steps_per_stage[k]
-    lam = distortion_weight(stage.config.step, settings.metric)
+    lam = lambda_for_step(stage.config.step)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     last_save = time.monotonic()
     use_amp = dev.type == "cuda"
@@ -253,7 +273,7 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
     """One optimisation step of stage k (the others frozen) on batch x: returns (loss, mse, bpp).
 
     The loss is the stage's estimated rate in bits per pixel plus λ times the
-    distortion after the stage (settings.metric; and, with
+    distortion after the stage (loss_distortion; and, with
     settings.intermediate_loss, a second distortion term on its linear
     estimate). bfloat16 autocast when use_amp. The returned mse is for the
     progress bar, whatever the metric.
@@ -266,9 +286,9 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
         recon, bits, estimate = stage(x, prev)
     mse = torch.mean((recon.float() - x) ** 2)
     bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
-    loss = bpp + lam * (mse if settings.metric == "mse" else distortion(recon, x, settings.metric))
+    loss = bpp + lam * (mse if settings.metric == "mse" else loss_distortion(recon, x, settings))
     if settings.intermediate_loss:
-        loss = loss + settings.intermediate_loss * lam * distortion(estimate, x, settings.metric)
+        loss = loss + settings.intermediate_loss * lam * loss_distortion(estimate, x, settings)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(stage.parameters(), 1.0)
@@ -326,4 +346,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "describe_settings", "check_settings", "distortion", "METRICS"]
+__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "describe_settings", "check_settings", "distortion", "loss_distortion", "METRICS"]
