@@ -32,9 +32,6 @@ from cdcodec.codec.pipeline import get_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
 from rereference import print_bd_table  # noqa: E402
 
-NAME = "candidate"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="shipped model id or .safetensors file")
@@ -44,24 +41,27 @@ def main() -> None:
     parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"))
     parser.add_argument("--out", type=Path, help="write the results file with the candidate's points added")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--name", default="candidate", help="the candidate's codec name in the results (to add a second one to an --out file)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     doc = json.loads(args.results.read_text())
     images = folder_images(args.images)
     if sorted(image.name for image in images) != sorted(entry["name"] for entry in doc["images"]):
         raise SystemExit("the results file was measured on other images")
+    if any(codec["name"] == args.name for codec in doc["codecs"]):
+        raise SystemExit(f"the results file already has a codec named {args.name!r}: pass another --name")
     model = get_model(args.model)  # loaded once: a weights path given as such would be read at every call
     warm_up(model)
     points = []
     for image in images:
         for point in cdcodec_points(image.pixels, model):
             measured = measure(image.pixels, point.decoded, len(point.data))
-            points.append({"image": image.name, "codec": NAME, "setting": point.setting, **measured,
+            points.append({"image": image.name, "codec": args.name, "setting": point.setting, **measured,
                            "encode_s": point.encode_s, "decode_s": point.decode_s})
         print(f"{image.name}: {sum(p['image'] == image.name for p in points)} points", flush=True)
-    doc = dict(doc, codecs=doc["codecs"] + [{"name": NAME, "kind": LOSSY, "label": f"cdcodec ({args.model})"}],
+    doc = dict(doc, codecs=doc["codecs"] + [{"name": args.name, "kind": LOSSY, "label": f"cdcodec ({args.model})"}],
                measurements=doc["measurements"] + points)
-    doc["candidate"] = {"model": args.model, "command": " ".join(sys.argv)}
+    doc.setdefault("candidates", {})[args.name] = {"model": args.model, "command": " ".join(sys.argv)}
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1))
     print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
