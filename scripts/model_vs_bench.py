@@ -32,6 +32,7 @@ from cdcodec.codec.pipeline import get_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
 from rereference import print_bd_table  # noqa: E402
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="shipped model id or .safetensors file")
