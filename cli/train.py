@@ -197,7 +197,7 @@ def retire_model(model_id: str, weights_commit: str, replaced_by: str | None) ->
     holds its weights and the model that replaced it. Retiring the default
     needs `replaced_by`, which becomes the default.
     """
-    from ..codec.weights import MANIFEST, read_manifest, trained_dir
+    from ..codec.weights import read_manifest
 
     manifest = read_manifest()
     entry = next((m for m in manifest["models"] if m["id"] == model_id), None)
@@ -214,9 +214,7 @@ def retire_model(model_id: str, weights_commit: str, replaced_by: str | None) ->
     if replaced_by is not None:
         record["replaced_by"] = replaced_by
     manifest["retired"] = [m for m in manifest.get("retired", []) if m["id"] != model_id] + [record]
-    (trained_dir() / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if all(m["file"] != entry["file"] for m in manifest["models"]):
-        (trained_dir() / entry["file"]).unlink(missing_ok=True)
+    _save_manifest(manifest, dropped_files={entry["file"]})
 
 
 def _device_record(device: str) -> str:
@@ -232,7 +230,7 @@ def install_model(weights: Path, model_id: str, config: dict, training: dict, ma
     deletes the file the old entry named (when no other entry uses it), and
     takes the id off the manifest's "retired" list.
     """
-    from ..codec.weights import MANIFEST, file_digest, read_manifest, trained_dir
+    from ..codec.weights import file_digest, read_manifest, trained_dir
 
     digest = file_digest(weights)
     target = trained_dir() / f"{model_id}-{digest[:8]}.safetensors"
@@ -242,12 +240,23 @@ def install_model(weights: Path, model_id: str, config: dict, training: dict, ma
     manifest["models"] = [m for m in manifest["models"] if m["id"] != model_id]
     if manifest.get("retired"):  # a retired id shipped again is no longer retired
         manifest["retired"] = [m for m in manifest["retired"] if m["id"] != model_id]
-    for name in replaced - {m["file"] for m in manifest["models"]} - {target.name}:
-        (trained_dir() / name).unlink(missing_ok=True)
     manifest["models"].append(
         {"id": model_id, "file": target.name, "sha256": digest, "bytes": target.stat().st_size, "config": config, "training": training}
     )
     if make_default or not manifest.get("default"):
         manifest["default"] = model_id
-    (trained_dir() / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _save_manifest(manifest, dropped_files=replaced)
     return target
+
+
+def _save_manifest(manifest: dict, dropped_files: set[str]) -> None:
+    """Write trained/manifest.json, then delete those of `dropped_files` no shipped entry names.
+
+    In that order, so an interruption can leave an unused file behind but never
+    a manifest that names a deleted one.
+    """
+    from ..codec.weights import MANIFEST, trained_dir
+
+    (trained_dir() / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    for name in dropped_files - {m["file"] for m in manifest["models"]}:
+        (trained_dir() / name).unlink(missing_ok=True)
