@@ -203,6 +203,10 @@ def test_mixed_loss_distortion_lies_between_its_two_terms():
     assert abs(at(0) - mse) < 1e-7 and abs(at(1) - ms) < 1e-7
     assert abs(at(0.25) - (0.75 * mse + 0.25 * ms)) < 1e-7
     assert abs(loss_distortion(recon, x, TrainSettings((1,), metric="ms-ssim")).item() - ms) < 1e-7
+    given = torch.tensor(mse, dtype=torch.float32)  # a squared error already computed is used, not recomputed
+    for settings in (TrainSettings((1,)), TrainSettings((1,), metric="mixed", ms_ssim_share=0.25)):
+        assert loss_distortion(recon, x, settings, given).item() == loss_distortion(recon, x, settings).item()
+    assert loss_distortion(recon, x, TrainSettings((1,)), torch.tensor(2.0)).item() == 2.0
 
 
 def test_mixed_metric_options_are_checked_before_any_work(tmp_path):

@@ -104,16 +104,18 @@ def ms_ssim_share(settings: TrainSettings) -> float:
     return {"mse": 0.0, "ms-ssim": 1.0}.get(settings.metric, settings.ms_ssim_share)
 
 
-def loss_distortion(recon: torch.Tensor, x: torch.Tensor, settings: TrainSettings) -> torch.Tensor:
+def loss_distortion(recon: torch.Tensor, x: torch.Tensor, settings: TrainSettings, mse: torch.Tensor | None = None) -> torch.Tensor:
     """The distortion a stage's loss weighs against its rate, in squared-error units.
 
     Squared error and MS_SSIM_LAMBDA_SCALE × (1 − MS-SSIM), mixed by
-    ms_ssim_share(settings); a term with no weight is not computed.
+    ms_ssim_share(settings); a term with no weight is not computed. `mse`, if
+    given, is recon's squared error already computed (the training step needs
+    it for the progress bar anyway).
     """
     share = ms_ssim_share(settings)
     total = torch.zeros((), device=x.device)
     if share < 1:
-        total = total + (1 - share) * distortion(recon, x, "mse")
+        total = total + (1 - share) * (distortion(recon, x, "mse") if mse is None else mse)
     if share > 0:
         total = total + share * MS_SSIM_LAMBDA_SCALE * distortion(recon, x, "ms-ssim")
     return total
@@ -286,7 +288,7 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
         recon, bits, estimate = stage(x, prev)
     mse = torch.mean((recon.float() - x) ** 2)
     bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
-    loss = bpp + lam * (mse if settings.metric == "mse" else loss_distortion(recon, x, settings))
+    loss = bpp + lam * loss_distortion(recon, x, settings, mse)
     if settings.intermediate_loss:
         loss = loss + settings.intermediate_loss * lam * loss_distortion(estimate, x, settings)
     optimizer.zero_grad(set_to_none=True)
