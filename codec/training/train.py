@@ -286,7 +286,7 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
     prev = _previous(codec, k, x)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         recon, bits, estimate = stage(x, prev)
-    mse = torch.mean((recon.float() - x) ** 2)
+    mse = distortion(recon, x, "mse")
     bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
     loss = bpp + lam * loss_distortion(recon, x, settings, mse)
     if settings.intermediate_loss:
