@@ -26,7 +26,7 @@ MAGIC = b"\x89CDC"
 #: 6: the exact stages' bias correction and compressed side information; 5: they
 #: code red and blue as differences from green; 4: latents coded with checkerboard
 #: contexts (docs/FORMAT.md). Every version but the current one is refused.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 
 MAX_DIMENSION = 1 << 16
 MAX_PIXELS = 1 << 28

@@ -9,6 +9,10 @@ weights. The coder is therefore fed exactly the same model on the encoder's and
 on the decoder's machine: nothing it sees depends on floating-point work done on
 the image.
 
+A few smooth channels (`SymbolTables.predicted`) are coded instead in raster
+order as differences from a prediction out of their decoded neighbours, with
+tables of their own (`prediction.py`).
+
 Values outside a channel's table are coded as an escape symbol followed by the raw
 value (uniform over the 16-bit range), so any int16 latent round-trips exactly.
 
@@ -26,6 +30,7 @@ import numpy as np
 from . import ans
 from .contexts import CONTEXTS, PRIOR_LEVELS, activity_bucket, checker_halves, checker_levels, context_id
 from .errors import CdcFormatError
+from .prediction import PREDICTION_CONTEXTS, predict_at, prediction_contexts
 
 #: Every table row sums to this. 16 bits keep rows exact in float64 and leave
 #: constriction's own 24-bit fixed-point quantization plenty of room.
@@ -49,12 +54,19 @@ class SymbolTables:
     frequencies ``pmfs[r, :sizes[r]]``; ``pmfs[r, sizes[r]]`` is the escape
     frequency. Every used frequency is >= 1 and each row sums to TABLE_TOTAL.
     With ``contexts`` > 1, row ``c * contexts + k`` codes channel c in context k.
+
+    The channels listed in ``predicted`` (ascending) are coded by prediction
+    (`prediction.py`): their symbol minus the prediction is coded with
+    ``residuals``, tables of PREDICTION_CONTEXTS contexts whose channel j
+    serves ``predicted[j]``; their own rows here go unused.
     """
 
     offsets: np.ndarray  # int32 (R,)
     sizes: np.ndarray  # int32 (R,)
     pmfs: np.ndarray  # uint32 (R, K) with K >= max(sizes) + 1
     contexts: int = 1
+    predicted: tuple[int, ...] = ()
+    residuals: SymbolTables | None = None
     #: constriction models of the rows used so far (see `_model`); not part of the tables' value.
     models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -66,14 +78,29 @@ class SymbolTables:
             raise ValueError("tables: offsets, sizes must be (R,) and pmfs (R, K)")
         if pmfs.shape[0] != offsets.shape[0] or pmfs.shape[1] < int(sizes.max()) + 1:
             raise ValueError("tables: pmfs has the wrong shape for sizes")
-        if self.contexts not in (1, CONTEXTS) or offsets.shape[0] % self.contexts:
-            raise ValueError(f"tables: contexts must be 1 or {CONTEXTS} and divide the row count")
+        if self.contexts not in (1, CONTEXTS, PREDICTION_CONTEXTS) or offsets.shape[0] % self.contexts:
+            raise ValueError(f"tables: contexts must be 1, {CONTEXTS} or {PREDICTION_CONTEXTS} and divide the row count")
+        self._check_predicted()
         if (sizes < 1).any():
             raise ValueError("tables: every row needs at least one symbol")
         for r in range(len(sizes)):
             row = pmfs[r, : sizes[r] + 1]
             if (row < 1).any() or int(row.sum()) != TABLE_TOTAL:
                 raise ValueError(f"tables: row {r} is not a valid frequency table")
+
+    def _check_predicted(self) -> None:
+        predicted = self.predicted
+        if not predicted:
+            if self.residuals is not None:
+                raise ValueError("tables: residual tables without predicted channels")
+            return
+        if self.contexts != CONTEXTS or list(predicted) != sorted(set(predicted)):
+            raise ValueError("tables: predicted channels need context tables and must ascend without repeats")
+        if predicted[0] < 0 or predicted[-1] >= self.channels:
+            raise ValueError("tables: a predicted channel is out of range")
+        residuals = self.residuals
+        if residuals is None or residuals.contexts != PREDICTION_CONTEXTS or residuals.channels != len(predicted):
+            raise ValueError("tables: residual tables do not match the predicted channels")
 
     @property
     def channels(self) -> int:
@@ -96,10 +123,26 @@ class SymbolTables:
         symbols = _check_symbols(symbols, self.channels)
         total = 0.0
         for c, rows in _channel_rows(self, symbols, prior, grid):
+            if rows is None:
+                total += self._predicted_bits(c, symbols[c], _check_prior(prior, self.channels, symbols.shape[1])[c], grid)
+                continue
             for r, positions in rows:
                 idx, escaped = _to_indices(symbols[c][positions], int(self.offsets[r]), int(self.sizes[r]))
                 total -= float(np.log2(self.probabilities(r)[idx]).sum())
                 total += 16.0 * int(escaped.sum())
+        return total
+
+    def _predicted_bits(self, channel: int, values: np.ndarray, prior: np.ndarray, grid) -> float:
+        residuals = self.residuals
+        j = self.predicted.index(channel)
+        prediction, ids = prediction_contexts(values.reshape(_check_grid(grid, values.shape[0])), prior)
+        total = 0.0
+        for k in np.unique(ids).tolist():
+            r = residuals.row(j, k)
+            at = ids == k
+            idx, escaped = _to_indices(values[at] - prediction[at], int(residuals.offsets[r]), int(residuals.sizes[r]))
+            total -= float(np.log2(residuals.probabilities(r)[idx]).sum())
+            total += 16.0 * int(escaped.sum())
         return total
 
 
@@ -166,6 +209,9 @@ def encode_latent(
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     # ANS is a stack: push the last thing the decoder reads first.
     for c, rows in reversed(groups):
+        if rows is None:
+            _encode_predicted(coder, raw_model, tables, c, symbols[c], _check_prior(prior, tables.channels, symbols.shape[1])[c], grid)
+            continue
         for r, positions in reversed(rows):
             values = symbols[c][positions]
             idx, escaped = _to_indices(values, int(tables.offsets[r]), int(tables.sizes[r]))
@@ -187,6 +233,10 @@ def decode_latent(
     out = np.zeros((tables.channels, positions), dtype=np.int32)
     try:
         for c in range(tables.channels):
+            if c in walk.predicted:
+                out[c] = _decode_predicted(coder, raw_model, tables, c, walk.prior[c], walk.grid)
+                walk.done(out[c])
+                continue
             for half in (walk.first_half, walk.second_half):
                 for r, where in half(c, out[c]):
                     size = int(tables.sizes[r])
@@ -208,8 +258,47 @@ def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray |
     """For every channel: the table rows it uses and the positions each row codes, in coding order."""
     walk = _ContextWalk(tables, _check_prior(prior, tables.channels, symbols.shape[1]), _check_grid(grid, symbols.shape[1]))
     for c in range(tables.channels):
-        yield c, walk.first_half(c, symbols[c]) + walk.second_half(c, symbols[c])
+        yield c, None if c in walk.predicted else walk.first_half(c, symbols[c]) + walk.second_half(c, symbols[c])
         walk.done(symbols[c])
+
+
+def _encode_predicted(coder, raw_model, tables: SymbolTables, channel: int, values: np.ndarray, prior: np.ndarray, grid) -> None:
+    """Push a predicted channel so that `_decode_predicted` reads it in raster order."""
+    residuals = tables.residuals
+    j = tables.predicted.index(channel)
+    prediction, ids = prediction_contexts(values.reshape(_check_grid(grid, values.shape[0])), prior)
+    for p in range(values.shape[0] - 1, -1, -1):
+        r = residuals.row(j, int(ids[p]))
+        size = int(residuals.sizes[r])
+        idx = int(values[p]) - int(prediction[p]) - int(residuals.offsets[r])
+        if not 0 <= idx < size:
+            coder.encode_reverse(int(values[p]) - LATENT_MIN, raw_model)
+            idx = size
+        coder.encode_reverse(idx, _model(residuals, r))
+
+
+def _decode_predicted(coder, raw_model, tables: SymbolTables, channel: int, prior: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """One predicted channel, position by position in raster order (each prediction needs the one before)."""
+    residuals = tables.residuals
+    j = tables.predicted.index(channel)
+    h, w = grid
+    prior = prior.tolist()
+    plane: list[list[int]] = []
+    for y in range(h):
+        row: list[int] = []
+        plane.append(row)
+        for x in range(w):
+            prediction, level = predict_at(plane, y, x)
+            r = residuals.row(j, level * PRIOR_LEVELS + prior[y * w + x])
+            idx = coder.decode(_model(residuals, r))
+            if idx == int(residuals.sizes[r]):
+                value = coder.decode(raw_model) + LATENT_MIN
+            else:
+                value = prediction + idx + int(residuals.offsets[r])
+            if not LATENT_MIN <= value <= LATENT_MAX:
+                raise CdcFormatError(f"{PAYLOAD} is corrupt (a predicted symbol leaves the int16 range)")
+            row.append(value)
+    return np.asarray(plane, dtype=np.int32).reshape(-1)
 
 
 class _ContextWalk:
@@ -224,6 +313,7 @@ class _ContextWalk:
 
     def __init__(self, tables: SymbolTables, prior: np.ndarray, grid: tuple[int, int]):
         self.tables, self.prior, self.grid = tables, prior, grid
+        self.predicted = frozenset(tables.predicted)
         self.first, self.second = checker_halves(grid)
         self.nonzero = np.zeros(grid[0] * grid[1], dtype=np.int64)
         self.activity = self.nonzero

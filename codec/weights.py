@@ -49,7 +49,13 @@ def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tens
     offsets and sizes are stored once per channel when that holds (layout 1),
     else once per row (layout 0). Frequencies fit in 16 bits because each row
     sums to TABLE_TOTAL (2**16) over at least two entries that are each >= 1.
+    Predicted channels (`bitstream.prediction`) add their indices and their
+    residual tables under `{prefix}.predicted` and `{prefix}.residual`.
     """
+    extra = {}
+    if tables.predicted:
+        extra[f"{prefix}.predicted"] = torch.tensor(tables.predicted, dtype=torch.int32)
+        extra.update(tables_to_tensors(tables.residuals, f"{prefix}.residual"))
     per_channel = _shared_per_channel(tables)
     step = tables.contexts if per_channel else 1
     used = [tables.pmfs[r, : tables.sizes[r] + 1] for r in range(len(tables.sizes))]
@@ -61,6 +67,7 @@ def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tens
         f"{prefix}.sizes": torch.from_numpy(tables.sizes[::step].astype(np.int32)),
         f"{prefix}.freqs": torch.from_numpy(freqs.astype(np.uint16)),
         f"{prefix}.layout": torch.tensor([tables.contexts, int(per_channel)], dtype=torch.int32),
+        **extra,
     }
 
 
@@ -90,8 +97,15 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
     starts = np.concatenate([[0], np.cumsum(sizes + 1)])
     for r in range(len(sizes)):
         pmfs[r, : sizes[r] + 1] = freqs[starts[r] : starts[r + 1]]
+    predicted, residuals = (), None
+    if f"{prefix}.predicted" in tensors:
+        predicted = tuple(tensors[f"{prefix}.predicted"].tolist())
+        residuals = tables_from_tensors(tensors, f"{prefix}.residual")
     try:
-        return SymbolTables(offsets=offsets.astype(np.int32), sizes=sizes.astype(np.int32), pmfs=pmfs, contexts=contexts)
+        return SymbolTables(
+            offsets=offsets.astype(np.int32), sizes=sizes.astype(np.int32), pmfs=pmfs, contexts=contexts,
+            predicted=predicted, residuals=residuals,
+        )
     except ValueError as exc:
         raise ModelNotFoundError(f"weights file has unusable symbol tables ({exc}; refit them: cdcodec refit-tables)") from None
 

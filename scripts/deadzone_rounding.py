@@ -1,4 +1,4 @@
-"""Does dead-zone rounding in the encoder pay? (a measurement, not a feature)
+"""Does dead-zone rounding in the encoder, or its decoder-side twin, pay? (a measurement, not a feature)
 
 Video encoders round transform coefficients towards zero a little more often
 than plain rounding does (a "dead zone"): fewer nonzero symbols for a small
@@ -10,7 +10,17 @@ real bytes, and prints the BD-rate of each δ against δ = 0 (plain rounding).
     python scripts/deadzone_rounding.py default 0,0.1,0.2 4
 
 Arguments: model (`default` or a model id), comma-separated δ values (the first
-is the reference), number of Kodak images (every 24/n-th: 4 → kodim01, 07, 13, 19).
+is the reference), number of Kodak images (every 24/n-th: 4 → kodim01, 07, 13, 19),
+and optionally `decoder`.
+
+With `decoder` the rounding stays plain and the reconstruction moves instead:
+every stage's synthesis (in the decoder and in the encoder's closed loop) reads
+a nonzero symbol k as k − δ·sign(k). For a peaked, Laplacian-like latent the
+centroid of a rounding bin lies nearer zero than its centre, which is what
+classical decoders exploit; whether the trained synthesis has already absorbed
+it is what this measures.
+
+    python scripts/deadzone_rounding.py default 0,0.05,0.1 4 decoder
 """
 
 import sys
@@ -33,13 +43,21 @@ def main() -> None:
     model = sys.argv[1] if sys.argv[1] != "default" else None
     deltas = [float(d) for d in sys.argv[2].split(",")]
     n = int(sys.argv[3])
+    decoder = sys.argv[4:] == ["decoder"]
+    linear_estimate = S.ResidualStage.linear_estimate
     images = sorted(KODAK.glob("*.png"))[:: 24 // n][:n]
     out = {}
     for delta in deltas:
         def quantize(self, y, delta=delta):
             return (torch.sign(y) * torch.floor(y.abs() + 0.5 - delta)).clamp(-S.SYMBOL_LIMIT, S.SYMBOL_LIMIT)
 
-        S.ResidualStage.quantize = quantize
+        def shifted_estimate(self, symbols, prev, scale=1.0, delta=delta):
+            return linear_estimate(self, symbols - delta * torch.sign(symbols), prev, scale)
+
+        if decoder:
+            S.ResidualStage.linear_estimate = shifted_estimate
+        else:
+            S.ResidualStage.quantize = quantize
         points = {}
         for path in images:
             img = np.asarray(Image.open(path).convert("RGB"))

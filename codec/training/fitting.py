@@ -4,7 +4,8 @@
   the principal components of the blocks that stage will code (the original
   image for stage 1, the previous stages' residual after that).
 - `fit_tables`: the integer tables the entropy coder uses, from histograms of
-  the symbols the trained stage really produces on training images.
+  the symbols the trained stage really produces on training images, and which
+  channels the coder predicts from their neighbours (`bitstream.prediction`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,21 @@ import torch
 
 from ...bitstream import SymbolTables, tables_from_counts
 from ...bitstream.contexts import CONTEXTS, context_ids
+from ...bitstream.entropy import TABLE_TOTAL
+from ...bitstream.prediction import PREDICTION_CONTEXTS, prediction_contexts
 
 #: A table row spans at most this many values; rarer values use the escape code.
 MAX_TABLE_WIDTH = 2048
 #: Pseudo-observations, shaped like the channel's overall histogram, added to every context row.
 BACKOFF = 4.0
+#: A channel is predicted when that codes its training symbols in at most this share
+#: of the bits its context tables need, saving at least PREDICTION_MIN_SAVING bits
+#: per symbol: a clear margin, because both are measured on the symbols the
+#: tables were fitted to, and a predicted channel costs the decoder a Python step
+#: per symbol, which the many nearly-all-zero channels (a few hundredths of a bit
+#: per symbol, where a smaller table set wins by a sliver) would not repay.
+PREDICTION_GAIN = 0.8
+PREDICTION_MIN_SAVING = 0.1
 
 
 def pca_basis(blocks: torch.Tensor) -> torch.Tensor:
@@ -53,6 +64,29 @@ def fit_tables(
     if grids is None:
         grids = [(1, b.shape[1]) for b in symbol_batches]
     contexts = np.concatenate([context_ids(b, p, g) for b, p, g in zip(symbol_batches, prior_batches, grids)], axis=1)
+    tables = _context_tables(symbols, contexts, CONTEXTS)
+    context_bits = _channel_bits(tables, symbols, contexts)
+    del contexts
+    # Each batch's prediction and context, all channels at once.
+    predictions, prediction_ids = zip(
+        *(prediction_contexts(b.reshape(b.shape[0], *g), p) for b, p, g in zip(symbol_batches, prior_batches, grids))
+    )
+    residuals = symbols - np.concatenate(predictions, axis=1)
+    del symbols, predictions
+    prediction_ids = np.concatenate(prediction_ids, axis=1)
+    candidates = _context_tables(residuals, prediction_ids, PREDICTION_CONTEXTS)
+    saving = context_bits - _channel_bits(candidates, residuals, prediction_ids)
+    predicted = np.flatnonzero((saving >= (1 - PREDICTION_GAIN) * context_bits) & (saving >= PREDICTION_MIN_SAVING * residuals.shape[1]))
+    if predicted.size == 0:
+        return tables
+    chosen = _context_tables(residuals[predicted], prediction_ids[predicted], PREDICTION_CONTEXTS)
+    return SymbolTables(
+        tables.offsets, tables.sizes, tables.pmfs, CONTEXTS, predicted=tuple(predicted.tolist()), residuals=chosen
+    )
+
+
+def _context_tables(symbols: np.ndarray, contexts: np.ndarray, count: int) -> SymbolTables:
+    """Tables for (C, N) symbols, each in one of `count` contexts (C, N), with the back-off of `fit_tables`."""
     channels = symbols.shape[0]
     lows, highs = symbols.min(axis=1), symbols.max(axis=1)
     # Clip each channel's range around its median so one outlier cannot blow up the table.
@@ -61,16 +95,26 @@ def fit_tables(
     highs = np.minimum(highs, centre + MAX_TABLE_WIDTH // 2 - 1)
     sizes = (highs - lows + 1).astype(np.int32)
     width = int(sizes.max())
-    counts = np.zeros((channels * CONTEXTS, width), dtype=np.float64)
+    counts = np.zeros((channels * count, width), dtype=np.float64)
     for c in range(channels):
         idx = symbols[c] - lows[c]
         keep = (idx >= 0) & (idx < sizes[c])
         flat = contexts[c][keep] * width + idx[keep]
-        hist = np.bincount(flat, minlength=CONTEXTS * width).reshape(CONTEXTS, width).astype(np.float64)
+        hist = np.bincount(flat, minlength=count * width).reshape(count, width).astype(np.float64)
         marginal = hist.sum(axis=0)
-        counts[c * CONTEXTS : (c + 1) * CONTEXTS] = hist + BACKOFF * marginal / max(marginal.sum(), 1.0)
+        counts[c * count : (c + 1) * count] = hist + BACKOFF * marginal / max(marginal.sum(), 1.0)
     # Each channel's rows cover only its own observed range: spare entries would
     # each take the minimum frequency away from the values that do occur.
-    return tables_from_counts(
-        counts, np.repeat(lows, CONTEXTS).astype(np.int32), sizes=np.repeat(sizes, CONTEXTS), contexts=CONTEXTS
-    )
+    return tables_from_counts(counts, np.repeat(lows, count).astype(np.int32), sizes=np.repeat(sizes, count), contexts=count)
+
+
+def _channel_bits(tables: SymbolTables, symbols: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+    """Ideal bits of each channel's (C, N) symbols under `tables` in the given contexts (escapes at 16 bits)."""
+    bits = np.zeros(symbols.shape[0])
+    for c in range(symbols.shape[0]):
+        rows = c * tables.contexts + contexts[c]
+        idx = symbols[c] - tables.offsets[rows]
+        escaped = (idx < 0) | (idx >= tables.sizes[rows])
+        idx = np.where(escaped, tables.sizes[rows], idx)
+        bits[c] = 16.0 * escaped.sum() - np.log2(tables.pmfs[rows, idx] / TABLE_TOTAL).sum()
+    return bits
