@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from .errors import CdcFormatError
 
 MAGIC = b"\x89CDC"
+#: 7: smooth latent channels coded by prediction (bitstream/prediction.py);
 #: 6: the exact stages' bias correction and compressed side information; 5: they
 #: code red and blue as differences from green; 4: latents coded with checkerboard
 #: contexts (docs/FORMAT.md). Every version but the current one is refused.

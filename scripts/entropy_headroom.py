@@ -42,7 +42,6 @@ this study): the committed result used cdc-mix-2's format-6 tables, from git:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -52,7 +51,7 @@ import torch
 from scipy.special import gammaln
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latent_contexts import ideal_bits, symbols_of  # noqa: E402
+from latent_contexts import ideal_bits, study_arguments, study_images, symbols_of  # noqa: E402
 
 from cdcodec.bitstream import contexts  # noqa: E402
 from cdcodec.bitstream.entropy import _to_indices  # noqa: E402
@@ -137,14 +136,7 @@ def percent(bits: dict[str, float], name: str, reference: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kodak", type=Path, required=True)
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--train-limit", type=int, default=40, help="evenly spaced training photos to fit the context rules on")
-    parser.add_argument("--model", default=None, help="shipped model id or weights file (default model when omitted)")
-    parser.add_argument("--qualities", default="0,2,4")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = study_arguments(__doc__.splitlines()[0], train_limit=40, threads=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -152,10 +144,7 @@ def main() -> None:
     if any(t.predicted for per_quality in codec.tables for t in per_quality.values()):
         parser.error("this model's tables predict some channels; give a model with context tables only (see the docstring)")
     qualities = [int(q) for q in args.qualities.split(",")]
-    kodak = sorted(args.kodak.glob("*.png"))
-    photos = sorted(p for p in args.train.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    photos = photos[:: max(1, len(photos) // args.train_limit)][: args.train_limit]
-    print(f"symbols of {len(photos)} training photos and {len(kodak)} Kodak images", file=sys.stderr)
+    photos, kodak = study_images(args)
     train, test = symbols_of(codec, photos, qualities), symbols_of(codec, kodak, qualities)
     pixels = sum(e["pixels"] for e in test)
 

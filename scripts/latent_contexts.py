@@ -127,24 +127,35 @@ def ideal_bits(train: list[tuple[np.ndarray, dict]], test: list[tuple[np.ndarray
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def study_arguments(description: str, train_limit: int, threads: int) -> argparse.ArgumentParser:
+    """The command line shared with scripts/entropy_headroom.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--kodak", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--train-limit", type=int, default=80, help="evenly spaced training photos to fit on")
-    parser.add_argument("--model", default=None, help="shipped model id (default model when omitted)")
+    parser.add_argument("--train-limit", type=int, default=train_limit, help="evenly spaced training photos to fit on")
+    parser.add_argument("--model", default=None, help="shipped model id or weights file (default model when omitted)")
     parser.add_argument("--qualities", default="0,2,4")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=threads)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    codec = get_model(args.model).codec
-    qualities = [int(q) for q in args.qualities.split(",")]
+    return parser
+
+
+def study_images(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(training photos, Kodak images) as the arguments select them."""
     kodak = sorted(args.kodak.glob("*.png"))
     photos = sorted(p for p in args.train.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     photos = photos[:: max(1, len(photos) // args.train_limit)][: args.train_limit]
     print(f"symbols of {len(photos)} training photos and {len(kodak)} Kodak images", file=sys.stderr)
+    return photos, kodak
+
+
+def main() -> None:
+    args = study_arguments(__doc__.splitlines()[0], train_limit=80, threads=1).parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    codec = get_model(args.model).codec
+    qualities = [int(q) for q in args.qualities.split(",")]
+    photos, kodak = study_images(args)
     train, test = symbols_of(codec, photos, qualities), symbols_of(codec, kodak, qualities)
     kodak_pixels = sum(e["pixels"] for e in test)
     lines = [
