@@ -121,10 +121,12 @@ class SymbolTables:
         taken from the coded bytes.
         """
         symbols = _check_symbols(symbols, self.channels)
+        prior = _check_prior(prior, self.channels, symbols.shape[1])
+        grid = _check_grid(grid, symbols.shape[1])
         total = 0.0
         for c, rows in _channel_rows(self, symbols, prior, grid):
             if rows is None:
-                total += self._predicted_bits(c, symbols[c], _check_prior(prior, self.channels, symbols.shape[1])[c], grid)
+                total += self._predicted_bits(c, symbols[c], prior[c], grid)
                 continue
             for r, positions in rows:
                 idx, escaped = _to_indices(symbols[c][positions], int(self.offsets[r]), int(self.sizes[r]))
@@ -132,10 +134,10 @@ class SymbolTables:
                 total += 16.0 * int(escaped.sum())
         return total
 
-    def _predicted_bits(self, channel: int, values: np.ndarray, prior: np.ndarray, grid) -> float:
+    def _predicted_bits(self, channel: int, values: np.ndarray, prior: np.ndarray, grid: tuple[int, int]) -> float:
         residuals = self.residuals
         j = self.predicted.index(channel)
-        prediction, ids = prediction_contexts(values.reshape(_check_grid(grid, values.shape[0])), prior)
+        prediction, ids = prediction_contexts(values.reshape(grid), prior)
         total = 0.0
         for k in np.unique(ids).tolist():
             r = residuals.row(j, k)
@@ -204,13 +206,15 @@ def encode_latent(
     symbols = _check_symbols(symbols, tables.channels)
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError("latent values must fit in int16")
+    prior = _check_prior(prior, tables.channels, symbols.shape[1])
+    grid = _check_grid(grid, symbols.shape[1])
     groups = list(_channel_rows(tables, symbols, prior, grid))
     coder = ans.new_encoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     # ANS is a stack: push the last thing the decoder reads first.
     for c, rows in reversed(groups):
         if rows is None:
-            _encode_predicted(coder, raw_model, tables, c, symbols[c], _check_prior(prior, tables.channels, symbols.shape[1])[c], grid)
+            _encode_predicted(coder, raw_model, tables, c, symbols[c], prior[c], grid)
             continue
         for r, positions in reversed(rows):
             values = symbols[c][positions]
@@ -254,19 +258,20 @@ def decode_latent(
     return out
 
 
-def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None, grid: tuple[int, int] | None):
-    """For every channel: the table rows it uses and the positions each row codes, in coding order."""
-    walk = _ContextWalk(tables, _check_prior(prior, tables.channels, symbols.shape[1]), _check_grid(grid, symbols.shape[1]))
+def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray, grid: tuple[int, int]):
+    """For every channel: the table rows it uses and the positions each row codes, in coding order
+    (None for a predicted channel). `prior` and `grid` as `_check_prior` and `_check_grid` return them."""
+    walk = _ContextWalk(tables, prior, grid)
     for c in range(tables.channels):
         yield c, None if c in walk.predicted else walk.first_half(c, symbols[c]) + walk.second_half(c, symbols[c])
         walk.done(symbols[c])
 
 
-def _encode_predicted(coder, raw_model, tables: SymbolTables, channel: int, values: np.ndarray, prior: np.ndarray, grid) -> None:
+def _encode_predicted(coder, raw_model, tables: SymbolTables, channel: int, values: np.ndarray, prior: np.ndarray, grid: tuple[int, int]) -> None:
     """Push a predicted channel so that `_decode_predicted` reads it in raster order."""
     residuals = tables.residuals
     j = tables.predicted.index(channel)
-    prediction, ids = prediction_contexts(values.reshape(_check_grid(grid, values.shape[0])), prior)
+    prediction, ids = prediction_contexts(values.reshape(grid), prior)
     for p in range(values.shape[0] - 1, -1, -1):
         r = residuals.row(j, int(ids[p]))
         size = int(residuals.sizes[r])

@@ -26,8 +26,8 @@ BACKOFF = 4.0
 #: of the bits its context tables need, saving at least PREDICTION_MIN_SAVING bits
 #: per symbol: a clear margin, because both are measured on the symbols the
 #: tables were fitted to, and a predicted channel costs the decoder a Python step
-#: per symbol, which the many nearly-all-zero channels (a few hundredths of a bit
-#: per symbol, where a smaller table set wins by a sliver) would not repay.
+#: per symbol, which nearly-all-zero channels (where the smaller table set can
+#: win in-sample by a sliver) would not repay.
 PREDICTION_GAIN = 0.8
 PREDICTION_MIN_SAVING = 0.1
 
