@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .container import unpack
+from .container import StageKind, unpack
+from .filters import decode_filter
 
 
 def describe(data: bytes) -> dict:
@@ -20,6 +21,9 @@ def describe(data: bytes) -> dict:
             cumulative += size
             entry.update(bytes=size, payload_bytes=len(parsed.payloads[index]), cumulative_bytes=cumulative,
                          cumulative_bpp=round(8 * cumulative / pixels, 5))
+            if info.kind == StageKind.LATENT:
+                post_filter, filter_bytes = decode_filter(parsed.payloads[index])
+                entry.update(post_filter=post_filter.mode.name.lower(), post_filter_bytes=filter_bytes)
         stages.append(entry)
     return {
         "width": header.width,

@@ -168,8 +168,9 @@ def info(input_path: Path, as_json: bool) -> None:
         extra = {"near_lossless": f", max error {stage['param']}", "latent": f", quality level {stage['param']}"}
         kind = stage["kind"] + extra.get(stage["kind"], "")
         if stage["present"]:
+            post_filter = f", post-filter {stage['post_filter']} ({stage['post_filter_bytes']} bytes)" if "post_filter" in stage else ""
             click.echo(
-                f"  stage {stage['stage']} ({kind}): {stage['bytes']} bytes, "
+                f"  stage {stage['stage']} ({kind}{post_filter}): {stage['bytes']} bytes, "
                 f"cumulative {stage['cumulative_bytes']} bytes = {stage['cumulative_bpp']:.4f} bpp"
             )
         else:

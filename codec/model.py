@@ -75,11 +75,15 @@ class CascadeCodec(nn.Module):
         return self.config.qualities[quality]
 
     @torch.no_grad()
-    def analyse(self, x: torch.Tensor, stages: int, quality: int | None = None) -> list[torch.Tensor]:
+    def analyse(
+        self, x: torch.Tensor, stages: int, quality: int | None = None, reconstructions: list | None = None
+    ) -> list[torch.Tensor]:
         """Integer symbols (as float tensors) of the first `stages` stages at one quality level.
 
         Each stage's encoder sees the reconstruction the decoder will have, built
-        from the previous stages' rounded symbols.
+        from the previous stages' rounded symbols. Pass a list as
+        `reconstructions` to receive those reconstructions, the last stage's
+        included (the encoder fits its post-filters on them).
         """
         scale = self.scale(self.config.nominal_quality if quality is None else quality)
         prev = self.base(x)
@@ -87,8 +91,10 @@ class CascadeCodec(nn.Module):
         for index, stage in enumerate(self.stages[:stages]):
             q = stage.quantize(stage.analyse(x, prev, scale))
             symbols.append(q)
-            if index + 1 < stages:  # the last stage's reconstruction is not needed here
+            if index + 1 < stages or reconstructions is not None:  # else the last one is not needed
                 prev = stage.synthesise(q, prev, scale)
+                if reconstructions is not None:
+                    reconstructions.append(prev)
         return symbols
 
     @torch.no_grad()

@@ -26,11 +26,13 @@ import numpy as np
 import torch
 
 from ..bitstream import CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
+from ..bitstream.filters import NO_FILTER, PostFilter, join_latent_section, split_latent_section
 from ..bitstream.residual import decode_residual, encode_residual, pixel_checksum
-from . import exact
+from . import exact, postfilter
 from .geometry import crop_to, pad_to_multiple, padded_size
 from .images import image_to_array
 from .model import CascadeCodec, array_to_symbols, stage_prior, symbols_to_array
+from .networks import lambda_for_step
 from .weights import ModelNotFoundError, load_codec, load_shipped
 
 
@@ -73,6 +75,7 @@ def encode(
     lossless: bool = False,
     max_error: int | None = None,
     quality: int | None = None,
+    post_filters: bool | None = None,
 ) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
@@ -82,6 +85,11 @@ def encode(
     that makes every decoded sample lie within D of the original. `quality`
     picks one of the model's quality levels (0 = coarsest; default: the level
     the model was trained at): each stage's quantizer step scales with it.
+    `post_filters` decides whether the lossy stages may carry an adaptive
+    post-filter (`postfilter.py`; the encoder sends one only where it pays for
+    its bits). By default they may, unless an exact stage follows: a lossless
+    or near-lossless file is judged by its size, and its decoder does not use
+    them (only a decode of fewer stages would).
     """
     loaded = get_model(model)
     codec = loaded.codec
@@ -97,13 +105,17 @@ def encode(
     pixels = image_to_array(image)
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else 3
+    if post_filters is None:
+        post_filters = not lossless and max_error is None
     x = _to_tensor(pixels, codec.config.multiple)
-    payloads, arrays = [], []
+    payloads, arrays, reconstructions = [], [], []
     previous = None
-    for index, q in enumerate(codec.analyse(x, stages, quality)):
+    for index, q in enumerate(codec.analyse(x, stages, quality, reconstructions if post_filters else None)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
-        payloads.append(encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:])))
+        latent = encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:]))
+        post_filter = _choose_filter(codec, index, quality, reconstructions[index], pixels) if post_filters else NO_FILTER
+        payloads.append(join_latent_section(post_filter, latent))
         previous = q
     infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
     levels = [quality] * stages
@@ -143,19 +155,22 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
     latent_stages = _check_stage_plan(header, codec)
     ph, pw = padded_size(header.height, header.width, codec.config.multiple)
     levels = [info.param for info in header.stages[:latent_stages]]
-    symbols, arrays = [], []
+    symbols, arrays, filters = [], [], []
     for index in range(min(stages, latent_stages)):
         block = codec.stages[index].config.block
         lh, lw = ph // block, pw // block
         prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
         tables = codec.tables_for(index, levels[index])
-        arrays.append(decode_latent(parsed.payloads[index], tables, lh * lw, prior, (lh, lw)))
+        post_filter, latent = split_latent_section(parsed.payloads[index])
+        filters.append(post_filter)
+        arrays.append(decode_latent(latent, tables, lh * lw, prior, (lh, lw)))
         symbols.append(array_to_symbols(arrays[-1], lh, lw))
     if stages > latent_stages:
         return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])
     like = torch.zeros(1, 3, ph, pw)
     recon = codec.synthesise(symbols, like, levels[: len(symbols)])[-1]
-    return _to_pixels(crop_to(recon, header.height, header.width), header.channels)
+    shown = postfilter.apply(_levels(crop_to(recon, header.height, header.width)), filters[-1])
+    return _to_pixels(shown, header.channels)
 
 
 def _check_stage_plan(header: Header, codec: CascadeCodec) -> int:
@@ -216,9 +231,21 @@ def _to_tensor(pixels: np.ndarray, multiple: int) -> torch.Tensor:
     return pad_to_multiple(x, multiple)
 
 
-def _to_pixels(x: torch.Tensor, channels: int) -> np.ndarray:
-    x = x[0]
+def _choose_filter(codec: CascadeCodec, index: int, quality: int, reconstruction: torch.Tensor, pixels: np.ndarray) -> PostFilter:
+    """The post-filter stage `index` sends: fitted on the image, kept only where it pays at the stage's λ."""
+    height, width = pixels.shape[:2]
+    original = np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
+    lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
+    return postfilter.choose(_levels(crop_to(reconstruction, height, width)), original, lam, height * width)
+
+
+def _levels(x: torch.Tensor) -> np.ndarray:
+    """A (1, 3, H, W) reconstruction on the 0..1 scale as float64 H×W×3 pixel levels (0..255, unrounded)."""
+    return x[0].permute(1, 2, 0).double().numpy() * 255.0
+
+
+def _to_pixels(levels: np.ndarray, channels: int) -> np.ndarray:
+    """Float H×W×3 pixel levels to the uint8 image shown: (H, W) when the image is grayscale."""
     if channels == 1:
-        x = x.mean(dim=0, keepdim=True)
-    arr = torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    return arr[:, :, 0].copy() if channels == 1 else np.ascontiguousarray(arr)
+        levels = levels.mean(axis=2)
+    return np.clip(np.round(levels), 0, 255).astype(np.uint8)

@@ -27,7 +27,8 @@ def make_header(**overrides) -> Header:
     return Header(**fields)
 
 
-PAYLOADS = (b"\x01\x02\x03\x04", b"", b"abcdefgh" * 5)
+# Latent payloads start with a post-filter block (b"\x00": none); the container does not look inside.
+PAYLOADS = (b"\x00\x02\x03\x04", b"\x00", b"\x00" + b"abcdefgh" * 5)
 
 
 def sample_file() -> bytes:
@@ -145,3 +146,5 @@ def test_describe_reports_real_sizes():
     assert desc["stages_present"] == 3
     assert desc["stages"][-1]["cumulative_bytes"] == len(data)
     assert sum(s["bytes"] for s in desc["stages"]) + desc["header_bytes"] == len(data)
+    latent = [s for s in desc["stages"] if s["kind"] == "latent"]
+    assert latent and all(s["post_filter"] == "none" and s["post_filter_bytes"] == 1 for s in latent)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cdcodec.bitstream import CdcFormatError, decode_latent, pack, truncate, unpack
+from cdcodec.bitstream.filters import split_latent_section
 from cdcodec.codec.model import stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import LoadedModel, _to_tensor, decode, encode
 
@@ -23,14 +24,15 @@ def test_latents_round_trip_symbol_exactly(tiny_model):
     codec = tiny_model.codec
     symbols = codec.analyse(_to_tensor(image, codec.config.multiple), codec.num_stages)
     parsed = unpack(encode(image, model=tiny_model))
+    latents = [split_latent_section(payload)[1] for payload in parsed.payloads]
     for index, q in enumerate(symbols):
         expected = symbols_to_array(q)
         prior = stage_prior(symbols[index - 1] if index else None, tuple(q.shape[-2:]), q.shape[1])
-        decoded = decode_latent(parsed.payloads[index], codec.tables_for(index), expected.shape[1], prior, tuple(q.shape[-2:]))
+        decoded = decode_latent(latents[index], codec.tables_for(index), expected.shape[1], prior, tuple(q.shape[-2:]))
         assert np.array_equal(decoded, expected)
     # The second stage's tables depend on the first stage's symbols: without them it cannot decode.
     with pytest.raises(CdcFormatError):
-        decode_latent(parsed.payloads[1], codec.tables_for(1), symbols_to_array(symbols[1]).shape[1], grid=tuple(symbols[1].shape[-2:]))
+        decode_latent(latents[1], codec.tables_for(1), symbols_to_array(symbols[1]).shape[1], grid=tuple(symbols[1].shape[-2:]))
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9, 3), (9, 1, 3), (17, 33, 3), (1, 1), (5, 23), (32, 32)])
