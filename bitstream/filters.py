@@ -27,12 +27,12 @@ from .errors import CdcFormatError
 
 class FilterMode(enum.IntEnum):
     NONE = 0  #: the stage's reconstruction is shown as decoded
-    OWN = 1  #: each colour channel corrected from its own 3×3 neighbourhood and the pixel's colour
-    ALL = 2  #: each colour channel corrected from all three channels' 3×3 neighbourhoods and the pixel's colour
+    OWN = 1  #: each colour channel corrected from its own 3×3 neighbourhood and from the pixel
+    ALL = 2  #: each colour channel corrected from all three channels' 3×3 neighbourhoods and from the pixel
 
 
 #: Coefficients a block of each mode carries (three colour channels' worth).
-COEFFICIENTS = {FilterMode.NONE: 0, FilterMode.OWN: 3 * 12, FilterMode.ALL: 3 * 28}
+COEFFICIENTS = {FilterMode.NONE: 0, FilterMode.OWN: 3 * 18, FilterMode.ALL: 3 * 34}
 #: Longest exp-Golomb prefix accepted; coefficients stay below 2**(MAX_PREFIX - 1) in magnitude, so theirs is shorter.
 MAX_PREFIX = 24
 

@@ -168,7 +168,9 @@ def info(input_path: Path, as_json: bool) -> None:
         extra = {"near_lossless": f", max error {stage['param']}", "latent": f", quality level {stage['param']}"}
         kind = stage["kind"] + extra.get(stage["kind"], "")
         if stage["present"]:
-            post_filter = f", post-filter {stage['post_filter']} ({stage['post_filter_bytes']} bytes)" if "post_filter" in stage else ""
+            post_filter = ""
+            if stage.get("post_filter", "none") != "none":
+                post_filter = f", post-filter '{stage['post_filter']}' in {stage['post_filter_bytes']} bytes"
             click.echo(
                 f"  stage {stage['stage']} ({kind}{post_filter}): {stage['bytes']} bytes, "
                 f"cumulative {stage['cumulative_bytes']} bytes = {stage['cumulative_bpp']:.4f} bpp"

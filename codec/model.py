@@ -54,6 +54,17 @@ class CodecConfig:
         )
 
 
+@dataclass(frozen=True)
+class StageImages:
+    """What one stage's decoder works with: the image before it, its linear
+    estimate (before the refine CNN) and its reconstruction; (1, 3, H, W) each.
+    The post-filter reads all three."""
+
+    previous: torch.Tensor
+    estimate: torch.Tensor
+    reconstruction: torch.Tensor
+
+
 class CascadeCodec(nn.Module):
     def __init__(self, config: CodecConfig):
         super().__init__()
@@ -76,14 +87,14 @@ class CascadeCodec(nn.Module):
 
     @torch.no_grad()
     def analyse(
-        self, x: torch.Tensor, stages: int, quality: int | None = None, reconstructions: list | None = None
+        self, x: torch.Tensor, stages: int, quality: int | None = None, images: list | None = None
     ) -> list[torch.Tensor]:
         """Integer symbols (as float tensors) of the first `stages` stages at one quality level.
 
         Each stage's encoder sees the reconstruction the decoder will have, built
-        from the previous stages' rounded symbols. Pass a list as
-        `reconstructions` to receive those reconstructions, the last stage's
-        included (the encoder fits its post-filters on them).
+        from the previous stages' rounded symbols. Pass a list as `images` to
+        receive every stage's `StageImages`, the last stage's included (the
+        encoder fits its post-filters on them).
         """
         scale = self.scale(self.config.nominal_quality if quality is None else quality)
         prev = self.base(x)
@@ -91,22 +102,33 @@ class CascadeCodec(nn.Module):
         for index, stage in enumerate(self.stages[:stages]):
             q = stage.quantize(stage.analyse(x, prev, scale))
             symbols.append(q)
-            if index + 1 < stages or reconstructions is not None:  # else the last one is not needed
-                prev = stage.synthesise(q, prev, scale)
-                if reconstructions is not None:
-                    reconstructions.append(prev)
+            if index + 1 < stages or images is not None:  # else the last reconstruction is not needed
+                estimate = stage.linear_estimate(q, prev, scale)
+                recon = estimate + stage.refine(estimate, prev)
+                if images is not None:
+                    images.append(StageImages(prev, estimate, recon))
+                prev = recon
         return symbols
 
     @torch.no_grad()
     def synthesise(self, symbols: list[torch.Tensor], like: torch.Tensor, qualities: list[int] | None = None) -> list[torch.Tensor]:
         """Reconstructions after each stage, from the symbols of stages 1..len(symbols)."""
+        return [images.reconstruction for images in self.synthesise_images(symbols, like, qualities)]
+
+    @torch.no_grad()
+    def synthesise_images(
+        self, symbols: list[torch.Tensor], like: torch.Tensor, qualities: list[int] | None = None
+    ) -> list[StageImages]:
+        """Every stage's `StageImages`, from the symbols of stages 1..len(symbols)."""
         if qualities is None:
             qualities = [self.config.nominal_quality] * len(symbols)
         prev = self.base(like)
         out = []
         for stage, q, quality in zip(self.stages, symbols, qualities):
-            prev = stage.synthesise(q, prev, self.scale(quality))
-            out.append(prev)
+            scale = self.scale(quality)
+            estimate = stage.linear_estimate(q, prev, scale)
+            out.append(StageImages(prev, estimate, estimate + stage.refine(estimate, prev)))
+            prev = out[-1].reconstruction
         return out
 
     def tables_for(self, index: int, quality: int | None = None) -> SymbolTables:

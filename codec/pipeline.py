@@ -2,11 +2,12 @@
 
 encode: image -> uint8 array -> float tensor, padded to the block multiple ->
 per-stage integer symbols (each stage's encoder sees what the decoder will
-have) -> entropy-coded payloads -> container bytes.
+have) -> per stage, a post-filter fitted to its reconstruction (`postfilter.py`)
+and the entropy-coded symbols -> container bytes.
 
 decode: container bytes -> header checks (model id, weights digest, geometry)
 -> payloads of the first k stages -> symbols -> reconstruction after stage k ->
-crop -> uint8 array.
+crop -> stage k's post-filter -> uint8 array.
 
 An exact stage (lossless or near-lossless, `exact.py`) may follow the lossy
 stages; decoding it needs only the lossy stages' integer symbols, never their
@@ -31,7 +32,7 @@ from ..bitstream.residual import decode_residual, encode_residual, pixel_checksu
 from . import exact, postfilter
 from .geometry import crop_to, pad_to_multiple, padded_size
 from .images import image_to_array
-from .model import CascadeCodec, array_to_symbols, stage_prior, symbols_to_array
+from .model import CascadeCodec, StageImages, array_to_symbols, stage_prior, symbols_to_array
 from .networks import lambda_for_step
 from .weights import ModelNotFoundError, load_codec, load_shipped
 
@@ -108,13 +109,13 @@ def encode(
     if post_filters is None:
         post_filters = not lossless and max_error is None
     x = _to_tensor(pixels, codec.config.multiple)
-    payloads, arrays, reconstructions = [], [], []
+    payloads, arrays, images = [], [], []
     previous = None
-    for index, q in enumerate(codec.analyse(x, stages, quality, reconstructions if post_filters else None)):
+    for index, q in enumerate(codec.analyse(x, stages, quality, images if post_filters else None)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
         latent = encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:]))
-        post_filter = _choose_filter(codec, index, quality, reconstructions[index], pixels) if post_filters else NO_FILTER
+        post_filter = _choose_filter(codec, index, quality, images[index], pixels) if post_filters else NO_FILTER
         payloads.append(join_latent_section(post_filter, latent))
         previous = q
     infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
@@ -168,8 +169,8 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
     if stages > latent_stages:
         return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])
     like = torch.zeros(1, 3, ph, pw)
-    recon = codec.synthesise(symbols, like, levels[: len(symbols)])[-1]
-    shown = postfilter.apply(_levels(crop_to(recon, header.height, header.width)), filters[-1])
+    last = codec.synthesise_images(symbols, like, levels[: len(symbols)])[-1]
+    shown = postfilter.apply(_filter_inputs(last, header.height, header.width), filters[-1])
     return _to_pixels(shown, header.channels)
 
 
@@ -231,17 +232,21 @@ def _to_tensor(pixels: np.ndarray, multiple: int) -> torch.Tensor:
     return pad_to_multiple(x, multiple)
 
 
-def _choose_filter(codec: CascadeCodec, index: int, quality: int, reconstruction: torch.Tensor, pixels: np.ndarray) -> PostFilter:
+def _choose_filter(codec: CascadeCodec, index: int, quality: int, images: StageImages, pixels: np.ndarray) -> PostFilter:
     """The post-filter stage `index` sends: fitted on the image, kept only where it pays at the stage's λ."""
     height, width = pixels.shape[:2]
     original = np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
     lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
-    return postfilter.choose(_levels(crop_to(reconstruction, height, width)), original, lam, height * width)
+    return postfilter.choose(_filter_inputs(images, height, width), original, lam, height * width)
 
 
-def _levels(x: torch.Tensor) -> np.ndarray:
-    """A (1, 3, H, W) reconstruction on the 0..1 scale as float64 H×W×3 pixel levels (0..255, unrounded)."""
-    return x[0].permute(1, 2, 0).double().numpy() * 255.0
+def _filter_inputs(images: StageImages, height: int, width: int) -> postfilter.FilterInputs:
+    """A stage's images, cropped to the picture, as the post-filter's float64 H×W×3 pixel levels (0..255, unrounded)."""
+
+    def levels(x: torch.Tensor) -> np.ndarray:
+        return crop_to(x, height, width)[0].permute(1, 2, 0).double().numpy() * 255.0
+
+    return postfilter.FilterInputs(levels(images.reconstruction), levels(images.estimate), levels(images.previous))
 
 
 def _to_pixels(levels: np.ndarray, channels: int) -> np.ndarray:

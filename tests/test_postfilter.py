@@ -46,6 +46,16 @@ def test_filter_block_round_trips_and_reports_its_length(post_filter, latent):
     assert decode_filter(section)[1] == len(encode_filter(post_filter))
 
 
+def inputs(reconstruction: np.ndarray, estimate: np.ndarray | None = None, previous: np.ndarray | None = None):
+    """Filter inputs whose refine-CNN and stage shares are zero unless given."""
+    reconstruction = np.asarray(reconstruction, dtype=np.float64)
+    return postfilter.FilterInputs(
+        reconstruction,
+        reconstruction if estimate is None else estimate,
+        reconstruction if previous is None else previous,
+    )
+
+
 def test_small_coefficients_take_few_bits():
     block = encode_filter(PostFilter(FilterMode.ALL, np.zeros(COEFFICIENTS[FilterMode.ALL], dtype=np.int64)))
     assert len(block) == 1 + (COEFFICIENTS[FilterMode.ALL] + 7) // 8  # one bit per zero
@@ -68,8 +78,8 @@ def test_bad_filter_blocks_are_rejected(section, message):
 
 
 def test_nonzero_padding_is_rejected():
-    block = bytearray(encode_filter(PostFilter(FilterMode.OWN, np.zeros(36, dtype=np.int64))))
-    assert len(block) == 1 + 5  # 36 one-bit codes, then 4 padding bits
+    block = bytearray(encode_filter(PostFilter(FilterMode.OWN, np.zeros(54, dtype=np.int64))))
+    assert len(block) == 1 + 7  # 54 one-bit codes, then 2 padding bits
     block[-1] |= 0x01
     with pytest.raises(CdcFormatError, match="padding"):
         decode_filter(bytes(block))
@@ -77,9 +87,9 @@ def test_nonzero_padding_is_rejected():
 
 def test_out_of_range_coefficients_are_refused():
     with pytest.raises(ValueError):
-        PostFilter(FilterMode.OWN, np.full(36, LIMIT + 1))
+        PostFilter(FilterMode.OWN, np.full(54, LIMIT + 1))
     with pytest.raises(ValueError):
-        PostFilter(FilterMode.OWN, np.zeros(28))
+        PostFilter(FilterMode.OWN, np.zeros(34))
 
 
 def test_fit_undoes_a_colour_and_contrast_change_and_reduces_a_blur():
@@ -90,33 +100,44 @@ def test_fit_undoes_a_colour_and_contrast_change_and_reduces_a_blur():
     for decoded, ratio in ((shifted, 0.001), (blurred, 0.85)):
         before = np.mean((decoded - original) ** 2)
         for mode in (FilterMode.OWN, FilterMode.ALL):
-            after = np.mean((postfilter.apply(decoded, postfilter.fit(decoded, original, mode)) - original) ** 2)
+            after = np.mean((postfilter.apply(inputs(decoded), postfilter.fit(inputs(decoded), original, mode)) - original) ** 2)
             assert after < ratio * before
+
+
+def test_fit_rescales_what_the_refine_cnn_added():
+    original = smooth_image(40, 56, seed=9).astype(np.float64)
+    estimate = original + np.random.default_rng(1).normal(0, 6, original.shape)
+    # A refine CNN that removed 1.5 times the estimate's error (too strong a correction):
+    reconstruction = estimate - 1.5 * (estimate - original)
+    before = np.mean((reconstruction - original) ** 2)
+    for mode in (FilterMode.OWN, FilterMode.ALL):
+        filtered = postfilter.apply(inputs(reconstruction, estimate), postfilter.fit(inputs(reconstruction, estimate), original, mode))
+        assert np.mean((filtered - original) ** 2) < 0.01 * before
 
 
 def test_blocks_of_rows_do_not_change_the_result(monkeypatch):
     original = smooth_image(37, 21, seed=5).astype(np.float64)
     decoded = original * 0.9 + np.random.default_rng(0).normal(0, 3, original.shape)
-    whole = postfilter.fit(decoded, original, FilterMode.ALL)
-    whole_out = postfilter.apply(decoded, whole)
-    monkeypatch.setattr(postfilter, "CHUNK_ROWS", 5)
-    pieces = postfilter.fit(decoded, original, FilterMode.ALL)
+    previous = original + 5.0
+    whole = postfilter.fit(inputs(decoded, previous=previous), original, FilterMode.ALL)
+    whole_out = postfilter.apply(inputs(decoded, previous=previous), whole)
+    monkeypatch.setattr(postfilter, "CHUNK_PIXELS", 5 * 21)
+    pieces = postfilter.fit(inputs(decoded, previous=previous), original, FilterMode.ALL)
     assert np.array_equal(pieces.coefficients, whole.coefficients)
-    assert np.allclose(postfilter.apply(decoded, pieces), whole_out)
+    assert np.allclose(postfilter.apply(inputs(decoded, previous=previous), pieces), whole_out)
 
 
 def test_choose_sends_nothing_when_nothing_is_gained():
     image = smooth_image(32, 32, seed=6).astype(np.float64)
-    assert postfilter.choose(image, image, lam=100.0, pixels=32 * 32) is NO_FILTER
+    assert postfilter.choose(inputs(image), image, lam=100.0, pixels=32 * 32) is NO_FILTER
 
 
 def test_choose_sends_a_filter_that_pays():
     original = smooth_image(64, 64, seed=7).astype(np.float64)
     decoded = 0.8 * original + 20
-    chosen = postfilter.choose(decoded, original, lam=100.0, pixels=64 * 64)
+    chosen = postfilter.choose(inputs(decoded), original, lam=100.0, pixels=64 * 64)
     assert chosen.mode != FilterMode.NONE
-    # Rate is counted at zero cost here (λ huge): the richer filter wins only if it lowers the error.
-    shown = np.clip(np.round(postfilter.apply(decoded, chosen)), 0, 255)
+    shown = np.clip(np.round(postfilter.apply(inputs(decoded), chosen)), 0, 255)
     assert np.mean((shown - original) ** 2) < np.mean((np.round(decoded) - original) ** 2)
 
 
