@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from pytorch_msssim import ms_ssim
 
 from ..bitstream.filters import COEFFICIENTS, MAX_PREFIX, NO_FILTER, FilterMode, PostFilter, encode_filter
 
@@ -104,12 +106,16 @@ def fit(inputs: FilterInputs, original: np.ndarray, mode: FilterMode) -> PostFil
 
 
 def choose(inputs: FilterInputs, original: np.ndarray, lam: float, pixels: int) -> PostFilter:
-    """The filter (possibly none) with the least rate + λ·distortion for this stage.
+    """The filter (possibly none) with the least rate + λ·distortion for this stage, among those
+    that do not lower MS-SSIM.
 
     `lam` is the stage's rate-distortion weight in bits per pixel per unit of
     mean squared error on a 0..1 scale (`networks.lambda_for_step`); `pixels`
     is the image's pixel count. Distortion is measured on the rounded, clipped
-    pixels the decoder will show.
+    pixels the decoder will show. The fit minimises squared error, which can
+    cost MS-SSIM (on the MS-SSIM model's finest stage it did); users compare
+    both, so a filter that trades one for the other is not sent. Images too
+    small for MS-SSIM's five scales skip that check.
     """
     original = np.asarray(original, dtype=np.float64)
     candidates = list(_fit_all(inputs, original).values())
@@ -122,7 +128,28 @@ def choose(inputs: FilterInputs, original: np.ndarray, lam: float, pixels: int) 
             squared_errors[index] += np.sum((shown - original[rows]) ** 2)
     errors = squared_errors / (original.size * 255.0 * 255.0)
     costs = [8 * len(encode_filter(c)) / pixels + lam * e for c, e in zip(candidates, errors)]
-    return candidates[int(np.argmin(costs))]
+    unfiltered = None
+    for index in np.argsort(costs, kind="stable"):
+        candidate = candidates[index]
+        if candidate.mode == FilterMode.NONE or min(original.shape[:2]) <= MS_SSIM_MIN_SIDE:
+            return candidate
+        if unfiltered is None:
+            unfiltered = _ms_ssim(original, np.clip(np.round(decoded), 0, 255))
+        if _ms_ssim(original, np.clip(np.round(apply(inputs, candidate)), 0, 255)) >= unfiltered:
+            return candidate
+    return NO_FILTER
+
+
+#: MS-SSIM's five scales with an 11-pixel window need a side above 160 pixels.
+MS_SSIM_MIN_SIDE = 160
+
+
+def _ms_ssim(original: np.ndarray, shown: np.ndarray) -> float:
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().unsqueeze(0)
+
+    with torch.no_grad():
+        return float(ms_ssim(tensor(original), tensor(shown), data_range=255.0))
 
 
 def _fit_all(inputs: FilterInputs, original: np.ndarray) -> dict[FilterMode, PostFilter]:

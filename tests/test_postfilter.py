@@ -167,3 +167,13 @@ def test_exact_files_carry_no_post_filters(tiny_model):
     latents = unpack(data).payloads[:-1]
     assert latents and all(split_latent_section(p)[0] is NO_FILTER for p in latents)
     assert np.array_equal(decode(data, model=tiny_model), image)
+
+
+def test_choose_refuses_a_filter_that_lowers_ms_ssim(monkeypatch):
+    original = smooth_image(200, 200, seed=10).astype(np.float64)
+    decoded = 0.8 * original + 20
+    assert postfilter.choose(inputs(decoded), original, lam=100.0, pixels=200 * 200) is not NO_FILTER
+    # Pretend every filtered image scores worse in MS-SSIM than the unfiltered one.
+    scores = iter([0.9] + [0.5] * 4)
+    monkeypatch.setattr(postfilter, "_ms_ssim", lambda original, shown: next(scores))
+    assert postfilter.choose(inputs(decoded), original, lam=100.0, pixels=200 * 200) is NO_FILTER
