@@ -103,8 +103,7 @@ class CascadeCodec(nn.Module):
             q = stage.quantize(stage.analyse(x, prev, scale))
             symbols.append(q)
             if index + 1 < stages or images is not None:  # else the last reconstruction is not needed
-                estimate = stage.linear_estimate(q, prev, scale)
-                recon = estimate + stage.refine(estimate, prev)
+                estimate, recon = stage.synthesise_parts(q, prev, scale)
                 if images is not None:
                     images.append(StageImages(prev, estimate, recon))
                 prev = recon
@@ -125,10 +124,9 @@ class CascadeCodec(nn.Module):
         prev = self.base(like)
         out = []
         for stage, q, quality in zip(self.stages, symbols, qualities):
-            scale = self.scale(quality)
-            estimate = stage.linear_estimate(q, prev, scale)
-            out.append(StageImages(prev, estimate, estimate + stage.refine(estimate, prev)))
-            prev = out[-1].reconstruction
+            estimate, recon = stage.synthesise_parts(q, prev, self.scale(quality))
+            out.append(StageImages(prev, estimate, recon))
+            prev = recon
         return out
 
     def tables_for(self, index: int, quality: int | None = None) -> SymbolTables:

@@ -77,8 +77,13 @@ class ResidualStage(nn.Module):
 
     def synthesise(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """Reconstruction after this stage, from integer symbols and the previous image."""
+        return self.synthesise_parts(symbols, prev, scale)[1]
+
+    def synthesise_parts(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(linear estimate, reconstruction): the reconstruction and what it was before the
+        refine CNN (the post-filter reads both)."""
         estimate = self.linear_estimate(symbols, prev, scale)
-        return estimate + self.refine(estimate, prev)
+        return estimate, estimate + self.refine(estimate, prev)
 
     def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass: (reconstruction, estimated bits, linear estimate).
