@@ -12,7 +12,8 @@ needs no length field; mode 0 (no filter) is the single byte 0. Exp-Golomb
 codes suit these values: most coefficients are a few units, a few are tens.
 
 Nothing here trusts the bytes: an unknown mode, a block cut short, a code with
-an overlong prefix or nonzero padding raises CdcFormatError.
+an overlong prefix, a value out of range or nonzero padding raises
+CdcFormatError.
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ def decode_filter(section: bytes) -> tuple[PostFilter, int]:
         if end > bits.size:
             raise CdcFormatError("post-filter block is cut short")
         code = int("".join(map(str, bits[position + zeros : end])), 2) - 1
-        values.append((code + 1) // 2 if code % 2 else -(code // 2))
+        value = (code + 1) // 2 if code % 2 else -(code // 2)
+        if abs(value) >= 1 << (MAX_PREFIX - 1):
+            raise CdcFormatError("post-filter coefficient out of range")
+        values.append(value)
         position = end
     used = (position + 7) // 8
     if bits[position : used * 8].any():

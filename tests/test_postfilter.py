@@ -70,6 +70,8 @@ def test_small_coefficients_take_few_bits():
         (b"\x01", "cut short"),
         (b"\x01" + b"\x00" * 40, "overlong"),
         (b"\x01" + b"\xff" * 4 + b"\x80", "cut short"),
+        # 24 zeros and a 25-bit code: a magnitude near 2**24, beyond the coefficients' range.
+        (b"\x01" + b"\x00" * 3 + b"\xff" * 4, "out of range"),
     ],
 )
 def test_bad_filter_blocks_are_rejected(section, message):
