@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-MS_SSIM_MIN_SIDE = 161  # pytorch-msssim: 4 downsamplings of an 11-pixel window
+from ..codec.similarity import ms_ssim  # defined once, for the encoder too
 SSIM_MIN_SIDE = 7
 
 
@@ -52,19 +52,6 @@ def ssim(reference: np.ndarray, decoded: np.ndarray) -> float | None:
     from skimage.metrics import structural_similarity
 
     return float(structural_similarity(reference, decoded, channel_axis=2, data_range=255))
-
-
-def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float | None:
-    if min(reference.shape[:2]) < MS_SSIM_MIN_SIDE:
-        return None
-    import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
-    def tensor(array: np.ndarray) -> "torch.Tensor":
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float().unsqueeze(0)
-
-    with torch.no_grad():
-        return float(_ms_ssim(tensor(reference), tensor(decoded), data_range=255.0))
 
 
 def to_db(similarity: float | None) -> float | None:

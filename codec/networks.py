@@ -119,11 +119,15 @@ class LaplacePrior(nn.Module):
 
     def bits(self, y: torch.Tensor) -> torch.Tensor:
         """Total bits of the (noisy or rounded) symbols `y` (N, C, h, w)."""
+        return self.symbol_bits(y).sum()
+
+    def symbol_bits(self, y: torch.Tensor) -> torch.Tensor:
+        """Bits of each symbol of `y`, same shape."""
         scale = self.log_scale.exp().clamp_min(0.05).view(1, -1, 1, 1)
         upper = _laplace_cdf((y + 0.5) / scale)
         lower = _laplace_cdf((y - 0.5) / scale)
         prob = (upper - lower).clamp_min(1e-9)
-        return -(prob.log2()).sum()
+        return -prob.log2()
 
 
 def _laplace_cdf(z: torch.Tensor) -> torch.Tensor:

@@ -108,14 +108,15 @@ def encode(
     channels = 1 if pixels.ndim == 2 else 3
     if post_filters is None:
         post_filters = not lossless and max_error is None
-    x = _to_tensor(pixels, codec.config.multiple)
+    rgb = _as_rgb(pixels)
+    x = _to_tensor(rgb, codec.config.multiple)
     payloads, arrays, images = [], [], []
     previous = None
     for index, q in enumerate(codec.analyse(x, stages, quality, images if post_filters else None)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
         latent = encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:]))
-        post_filter = _choose_filter(codec, index, quality, images[index], pixels) if post_filters else NO_FILTER
+        post_filter = _choose_filter(codec, index, quality, images[index], rgb) if post_filters else NO_FILTER
         payloads.append(join_latent_section(post_filter, latent))
         previous = q
     infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
@@ -226,18 +227,23 @@ def _model_for(header: Header, model: ModelSpec) -> LoadedModel:
     return loaded
 
 
+def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """A uint8 image as H×W×3: grayscale is coded as three equal channels."""
+    return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
+
+
 def _to_tensor(pixels: np.ndarray, multiple: int) -> torch.Tensor:
-    rgb = np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else np.array(pixels)
+    rgb = np.array(_as_rgb(pixels))
     x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
     return pad_to_multiple(x, multiple)
 
 
-def _choose_filter(codec: CascadeCodec, index: int, quality: int, images: StageImages, pixels: np.ndarray) -> PostFilter:
-    """The post-filter stage `index` sends: fitted on the image, kept only where it pays at the stage's λ."""
-    height, width = pixels.shape[:2]
-    original = np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
+def _choose_filter(codec: CascadeCodec, index: int, quality: int, images: StageImages, rgb: np.ndarray) -> PostFilter:
+    """The post-filter stage `index` sends for the H×W×3 original `rgb`: fitted on the image,
+    kept only where it pays at the stage's λ (`postfilter.choose`)."""
+    height, width = rgb.shape[:2]
     lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
-    return postfilter.choose(_filter_inputs(images, height, width), original, lam, height * width)
+    return postfilter.choose(_filter_inputs(images, height, width), rgb, lam, height * width)
 
 
 def _filter_inputs(images: StageImages, height: int, width: int) -> postfilter.FilterInputs:

@@ -37,10 +37,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from pytorch_msssim import ms_ssim
 
 from ..bitstream.filters import COEFFICIENTS, MAX_PREFIX, NO_FILTER, FilterMode, PostFilter, encode_filter
+from .similarity import ms_ssim
 
 #: Coefficients are integers over PRECISION.
 PRECISION = 256
@@ -96,8 +95,13 @@ def apply(inputs: FilterInputs, post_filter: PostFilter) -> np.ndarray:
     weights = _weights(post_filter)
     out = np.empty_like(decoded)
     for rows, features in _blocks(inputs):
-        out[rows] = decoded[rows] + (features @ weights).reshape(decoded[rows].shape)
+        out[rows] = _filtered(decoded, rows, features, weights)
     return out
+
+
+def _filtered(decoded: np.ndarray, rows: slice, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Rows `rows` of the reconstruction plus the filter's correction (`features` are those rows')."""
+    return decoded[rows] + (features @ weights).reshape(decoded[rows].shape)
 
 
 def fit(inputs: FilterInputs, original: np.ndarray, mode: FilterMode) -> PostFilter:
@@ -118,38 +122,23 @@ def choose(inputs: FilterInputs, original: np.ndarray, lam: float, pixels: int) 
     small for MS-SSIM's five scales skip that check.
     """
     original = np.asarray(original, dtype=np.float64)
-    candidates = list(_fit_all(inputs, original).values())
+    candidates = list(_fit_all(inputs, original).values())  # candidates[0] is NO_FILTER
     weights = [_weights(candidate) for candidate in candidates]
-    squared_errors = np.zeros(len(candidates))
-    decoded = inputs.reconstruction
-    for rows, features in _blocks(inputs):  # one pass scores every candidate
-        for index, w in enumerate(weights):
-            shown = np.clip(np.round(decoded[rows] + (features @ w).reshape(decoded[rows].shape)), 0, 255)
-            squared_errors[index] += np.sum((shown - original[rows]) ** 2)
-    errors = squared_errors / (original.size * 255.0 * 255.0)
+    shown = [np.empty(original.shape, dtype=np.uint8) for _ in candidates]
+    for rows, features in _blocks(inputs):  # one pass renders every candidate
+        for image, w in zip(shown, weights):
+            image[rows] = np.clip(np.round(_filtered(inputs.reconstruction, rows, features, w)), 0, 255)
+    errors = [float(np.mean((image - original) ** 2)) / (255.0 * 255.0) for image in shown]
     costs = [8 * len(encode_filter(c)) / pixels + lam * e for c, e in zip(candidates, errors)]
     unfiltered = None
     for index in np.argsort(costs, kind="stable"):
-        candidate = candidates[index]
-        if candidate.mode == FilterMode.NONE or min(original.shape[:2]) <= MS_SSIM_MIN_SIDE:
-            return candidate
+        if candidates[index].mode == FilterMode.NONE:
+            return NO_FILTER
         if unfiltered is None:
-            unfiltered = _ms_ssim(original, np.clip(np.round(decoded), 0, 255))
-        if _ms_ssim(original, np.clip(np.round(apply(inputs, candidate)), 0, 255)) >= unfiltered:
-            return candidate
+            unfiltered = ms_ssim(original, shown[0])
+        if unfiltered is None or ms_ssim(original, shown[index]) >= unfiltered:  # None: too small to measure
+            return candidates[index]
     return NO_FILTER
-
-
-#: MS-SSIM's five scales with an 11-pixel window need a side above 160 pixels.
-MS_SSIM_MIN_SIDE = 160
-
-
-def _ms_ssim(original: np.ndarray, shown: np.ndarray) -> float:
-    def tensor(image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().unsqueeze(0)
-
-    with torch.no_grad():
-        return float(ms_ssim(tensor(original), tensor(shown), data_range=255.0))
 
 
 def _fit_all(inputs: FilterInputs, original: np.ndarray) -> dict[FilterMode, PostFilter]:

@@ -15,7 +15,6 @@ three input sets, and prints the PSNR gain of each over the unfiltered stage:
 
     python scripts/postfilter_inputs_probe.py --images 4 --levels 0,2,4
 
-About 4 minutes on one thread.
 """
 
 from __future__ import annotations

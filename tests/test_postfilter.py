@@ -177,5 +177,5 @@ def test_choose_refuses_a_filter_that_lowers_ms_ssim(monkeypatch):
     assert postfilter.choose(inputs(decoded), original, lam=100.0, pixels=200 * 200) is not NO_FILTER
     # Pretend every filtered image scores worse in MS-SSIM than the unfiltered one.
     scores = iter([0.9] + [0.5] * 4)
-    monkeypatch.setattr(postfilter, "_ms_ssim", lambda original, shown: next(scores))
+    monkeypatch.setattr(postfilter, "ms_ssim", lambda original, shown: next(scores))
     assert postfilter.choose(inputs(decoded), original, lam=100.0, pixels=200 * 200) is NO_FILTER
