@@ -90,6 +90,73 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         install_model(out, config.model_id, config.to_dict(), record, make_default)
 
 
+@click.command("train-refine")
+@click.argument("model")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
+@click.option("--model-id", required=True, help="Id of the new model, e.g. cdc-mix-5.")
+@click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True, help="Training steps (each at the next quality level in turn).")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Crops per step.")
+@click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
+@click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the refine CNNs.")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion the refine CNNs are trained to lower (as for train).")
+@click.option("--ms-ssim-share", type=click.FloatRange(0, 1), default=None, help="With --metric mixed: the share of the distortion that is 1 - MS-SSIM (default 0.5).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Checkpoint folder (default ~/.cache/cdcodec/train/MODEL_ID).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the finished weights.")
+@click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
+@click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
+@click.option("--note", default=None, help="With --install: a remark recorded in the manifest.")
+def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_ssim_share, device, threads, seed, work_dir, out, install, make_default, note) -> None:
+    """Make a model whose refine CNNs know the quality level, from trained MODEL.
+
+    The new model's refine CNNs see the quality level as an extra input and are
+    trained at every level in turn, everything else frozen (see
+    codec/training/quality_refine.py); MODEL's symbol tables are kept.
+    Resumes from --work-dir.
+    """
+    import torch
+
+    from ..codec.pipeline import get_model
+    from ..codec.training.data import list_images
+    from ..codec.training.quality_refine import RefineSettings, train_refine_at_all_qualities, with_quality_input
+    from ..codec.training.train import describe_settings
+
+    if ms_ssim_share is not None and metric != "mixed":
+        raise CliError("--ms-ssim-share needs --metric mixed")
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share)
+        list_images(data_dir)
+        codec = with_quality_input(get_model(model).codec, model_id)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
+    out = out or work_dir / f"{model_id}.safetensors"
+    started = time.time()
+    try:
+        train_refine_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out)
+    except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
+        raise CliError(str(exc).splitlines()[0]) from None
+    click.echo(f"wrote {out}", err=True)
+    if install:
+        record = {
+            "command": "cdcodec train-refine " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+            "data": str(data_dir),
+            "fine_tuned_from": model,
+            "settings": describe_settings(settings),
+            "device": _device_record(device),
+            "seconds_this_invocation": round(time.time() - started),
+            "log": json.loads((work_dir / "log.json").read_text()),
+            "tables": {"note": f"the symbol tables of {model}, unchanged"},
+        }
+        if note:
+            record["note"] = note
+        install_model(out, model_id, codec.config.to_dict(), record, make_default)
+
+
 @click.command("refit-tables")
 @click.argument("model")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")

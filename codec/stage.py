@@ -43,6 +43,10 @@ class StageConfig:
     # the previous stage's symbol of each coefficient can serve as coding context.
     basis: str = "pca"
     activation: str = "leaky_relu"  # of the encoder branch and refine CNN (see networks.ACTIVATIONS)
+    # Whether the refine CNN also sees the quality level, as a constant input plane of
+    # log2(step factor) (0 at the trained level). Without it the CNN is trained at one
+    # step and over- or under-corrects at the others (results/codec-study/postfilter.md).
+    refine_sees_quality: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +59,8 @@ class ResidualStage(nn.Module):
         self.transform = BlockTransform(config.block)
         channels = self.transform.latent_channels
         self.encoder = EncoderBranch(config.block, channels, features=config.encoder_features, act=config.activation)
-        self.refine = RefineNet(features=config.refine_features, layers=config.refine_layers, act=config.activation)
+        refine_inputs = 7 if config.refine_sees_quality else 6
+        self.refine = RefineNet(refine_inputs, features=config.refine_features, layers=config.refine_layers, act=config.activation)
         self.prior = LaplacePrior(channels)
 
     @property
@@ -71,7 +76,7 @@ class ResidualStage(nn.Module):
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         return torch.round(y).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
 
-    def linear_estimate(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    def linear_estimate(self, symbols: torch.Tensor, prev: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         """The previous image plus the block transform's synthesis, before the refine CNN."""
         return prev + self.transform.synthesise(symbols * (self.config.step * scale))
 
@@ -83,7 +88,16 @@ class ResidualStage(nn.Module):
         """(linear estimate, reconstruction): the reconstruction and what it was before the
         refine CNN (the post-filter reads both)."""
         estimate = self.linear_estimate(symbols, prev, scale)
-        return estimate, estimate + self.refine(estimate, prev)
+        return estimate, estimate + self.correction(estimate, prev, scale)
+
+    def correction(self, estimate: torch.Tensor, prev: torch.Tensor, scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """What the refine CNN adds to the linear estimate. `scale` is the step factor of
+        the quality level: a number, or one per image as an (N, 1, 1, 1) tensor."""
+        if not self.config.refine_sees_quality:
+            return self.refine(estimate, prev)
+        level = torch.log2(torch.as_tensor(scale, dtype=prev.dtype, device=prev.device)).reshape(-1, 1, 1, 1)
+        plane = level.expand(prev.shape[0], 1, *prev.shape[-2:])
+        return self.refine(estimate, torch.cat([prev, plane], dim=1))
 
     def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass: (reconstruction, estimated bits, linear estimate).
@@ -98,4 +112,4 @@ class ResidualStage(nn.Module):
         bits = self.prior.bits(noisy)
         rounded = y + (torch.round(y) - y).detach()
         estimate = self.linear_estimate(rounded, prev)
-        return estimate + self.refine(estimate, prev), bits, estimate
+        return estimate + self.correction(estimate, prev), bits, estimate

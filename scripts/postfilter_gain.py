@@ -9,6 +9,10 @@ and how often each filter mode was chosen.
 
     python scripts/postfilter_gain.py --model default --images 4 --threads 1
 
+With `--against OTHER` it compares two models instead, both with their
+post-filters on: OTHER's points are the "without" arm, the model's the "with"
+arm (e.g. `--model cdc-mix-5 --against cdc-mix-2`).
+
 `--images n` takes every 24/n-th Kodak image (4: kodim01, 07, 13, 19; 24: all).
 """
 
@@ -32,6 +36,7 @@ KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
+    parser.add_argument("--against", default=None, help="compare with this model (post-filters on in both) instead of with no post-filters")
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -41,25 +46,27 @@ def main() -> None:
     if not images:
         raise SystemExit(f"no Kodak images in {KODAK}")
     levels = range(cdcodec.quality_levels(model))
+    # arm -> (model, post-filters on): False is the "without" arm, True the "with" arm.
+    arms = {False: (model, False), True: (model, True)} if args.against is None else {False: (args.against, True), True: (model, True)}
     points = {False: {}, True: {}}
     modes = Counter()
     for path in images:
         image = np.asarray(Image.open(path).convert("RGB"))
-        for filtered in (False, True):
+        for arm, (arm_model, filtered) in arms.items():
             for quality in levels:
-                data = cdcodec.encode(image, quality=quality, model=model, post_filters=filtered)
+                data = cdcodec.encode(image, quality=quality, model=arm_model, post_filters=filtered)
                 parsed = unpack(data)
                 for stages in range(1, parsed.stages_present + 1):
                     prefix = truncate(data, stages)
-                    m = metrics.measure(image, np.asarray(cdcodec.decode(prefix, model=model)), len(prefix))
-                    points[filtered].setdefault((quality, stages), []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
-                    if filtered:
+                    m = metrics.measure(image, np.asarray(cdcodec.decode(prefix, model=arm_model)), len(prefix))
+                    points[arm].setdefault((quality, stages), []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
+                    if arm:
                         modes[(stages, FilterMode(split_latent_section(parsed.payloads[stages - 1])[0].mode).name)] += 1
         print(path.name, "done", flush=True)
     print("\nquality stages | without: bpp PSNR MS-SSIM | with: bpp PSNR MS-SSIM")
     means = {}
-    for filtered in (False, True):
-        means[filtered] = np.array([np.mean(points[filtered][key], axis=0) for key in sorted(points[filtered])])
+    for arm in (False, True):
+        means[arm] = np.array([np.mean(points[arm][key], axis=0) for key in sorted(points[arm])])
     for key, off, on in zip(sorted(points[False]), means[False], means[True]):
         print(f"{key[0]} {key[1]} | {off[0]:.4f} {off[1]:.3f} {off[2]:.5f} | {on[0]:.4f} {on[1]:.3f} {on[2]:.5f}")
     db = lambda m: -10 * np.log10(1 - m)  # noqa: E731

@@ -85,6 +85,12 @@ def check_settings(settings: TrainSettings, config: CodecConfig, start_from: Cas
         raise ValueError(f"metric must be one of {METRICS}, got {settings.metric!r}")
     if settings.metric == "mixed" and not 0 <= settings.ms_ssim_share <= 1:
         raise ValueError(f"the MS-SSIM share must lie in [0, 1], got {settings.ms_ssim_share}")
+    check_crop_for_metric(settings)
+
+
+def check_crop_for_metric(settings) -> None:
+    """Raise ValueError if a loss with MS-SSIM in it would see crops too small for its
+    five scales (`settings`: anything with crop, metric and ms_ssim_share)."""
     smallest = (MS_SSIM_TRAIN_WINDOW - 1) * 2 ** 4 + 1
     if ms_ssim_share(settings) > 0 and settings.crop < smallest:
         raise ValueError(f"MS-SSIM training needs crops of at least {smallest} pixels (its five scales)")

@@ -1,0 +1,173 @@
+"""Teach a trained cascade's refine CNNs every quality level, not only the trained one.
+
+Why: a stage is trained at one quantizer step, and the CLI's other quality
+levels scale every step by 2^(±1/2) and 2^(±1). A refine CNN that learned the
+artefacts of one step corrects too much at finer steps and too little at
+coarser ones; the post-filter study (results/codec-study/postfilter.md) found
+up to 0.75 dB at level 4 in a linear rescaling of its correction alone.
+
+`with_quality_input` gives every refine CNN the level as a seventh input plane
+(StageConfig.refine_sees_quality) whose weights start at zero, so the new model
+decodes exactly like the old one until trained. `train_refine_at_all_qualities`
+then trains the refine CNNs alone, cycling through the quality levels, while
+the block transforms, encoder branches and rate models stay frozen: stage 1's
+symbols do not change at all, later stages' only through the better image they
+refine, so the source model's symbol tables are kept (`cdcodec refit-tables`
+can fit them anew). Each stage's loss is its distortion times λ of the step it
+ran at (`lambda_for_step`), which keeps the levels' terms of similar size, and
+each stage learns on its own output only (the image handed to the next stage
+is detached).
+
+Checkpoints and resumes like `train_cascade`: run the same command again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..model import CascadeCodec, CodecConfig
+from ..networks import lambda_for_step
+from ..weights import save_codec
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import CropSampler
+from .train import CHECKPOINT, METRICS, _lr_factor, _say, check_crop_for_metric, distortion, loss_distortion
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    steps: int
+    batch: int = 16
+    crop: int = 128
+    lr: float = 2.5e-4
+    checkpoint_seconds: float = 120.0
+    seed: int = 0
+    # As in TrainSettings: the distortion each stage lowers ("mse", "ms-ssim" or
+    # "mixed", with ms_ssim_share of it 1 - MS-SSIM).
+    metric: str = "mse"
+    ms_ssim_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if self.metric == "mixed" and not 0 <= self.ms_ssim_share <= 1:
+            raise ValueError(f"the MS-SSIM share must lie in [0, 1], got {self.ms_ssim_share}")
+        if self.steps < 1:
+            raise ValueError("need at least one training step")
+        check_crop_for_metric(self)
+
+
+def with_quality_input(codec: CascadeCodec, model_id: str) -> CascadeCodec:
+    """A copy of `codec` under `model_id` whose refine CNNs also see the quality level.
+
+    The new input's weights are zero, so the copy's images equal the source's at
+    every level; its symbol tables are the source's.
+    """
+    if any(s.refine_sees_quality for s in codec.config.stages):
+        raise ValueError(f"{codec.config.model_id}'s refine CNNs already see the quality level")
+    stages = tuple(replace(s, refine_sees_quality=True) for s in codec.config.stages)
+    config = CodecConfig(model_id=model_id, stages=stages, qualities=codec.config.qualities)
+    upgraded = CascadeCodec(config)
+    state = codec.state_dict()
+    for index in range(codec.num_stages):
+        key = f"stages.{index}.refine.body.0.weight"
+        weight = state[key]
+        state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, *weight.shape[2:])], dim=1)
+    upgraded.load_state_dict(state)
+    upgraded.tables = [dict(t) for t in codec.tables]
+    return upgraded
+
+
+def train_refine_at_all_qualities(
+    codec: CascadeCodec,
+    data_dir: str | Path,
+    work_dir: str | Path,
+    settings: RefineSettings,
+    device: str = "cpu",
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> CascadeCodec:
+    """Train (or resume training) `codec`'s refine CNNs at every quality level; optionally save to `out`.
+
+    `codec` must see the quality level (`with_quality_input`); a checkpoint in
+    `work_dir` replaces its parameters and tables.
+    """
+    if not all(s.refine_sees_quality for s in codec.config.stages):
+        raise ValueError("the refine CNNs must see the quality level (with_quality_input)")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    dev = torch.device(device)
+    ckpt = work_dir / CHECKPOINT
+    state = {"step": 0, "seconds": 0.0}
+    optimizer_state = None
+    if ckpt.exists():
+        state, optimizer_state = load_checkpoint(ckpt, codec)
+        _say(f"resuming from {ckpt}: step {state['step']}", progress)
+    codec.to(dev).eval()
+    codec.requires_grad_(False)
+    params = [p for stage in codec.stages for p in stage.refine.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + state["step"], progress=progress)
+    use_amp = dev.type == "cuda"
+    bar = tqdm(total=settings.steps, initial=state["step"], desc="refine CNNs", disable=not progress, dynamic_ncols=True)
+    started = time.monotonic() - state["seconds"]
+    last_save = time.monotonic()
+    while state["step"] < settings.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * _lr_factor(state["step"], settings.steps)
+        level = state["step"] % len(codec.config.qualities)
+        x = sampler.batch(settings.batch).to(dev, non_blocking=True)
+        mse = refine_step(codec, x, level, optimizer, settings, use_amp)
+        state["step"] += 1
+        state["seconds"] = time.monotonic() - started
+        bar.update(1)
+        if state["step"] % 10 == 0:
+            bar.set_postfix(level=level, psnr_last_stage=f"{-10 * math.log10(max(mse, 1e-10)):.2f}")
+        if time.monotonic() - last_save > settings.checkpoint_seconds:
+            save_checkpoint(ckpt, codec, optimizer, state)
+            last_save = time.monotonic()
+    bar.close()
+    save_checkpoint(ckpt, codec, optimizer, state)
+    codec.requires_grad_(False)
+    codec.cpu().eval()
+    log = {"steps": state["step"], "train_seconds": round(state["seconds"], 3), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (work_dir / "log.json").write_text(json.dumps(log, indent=2))
+    if out is not None:
+        save_codec(codec, out)
+    return codec
+
+
+def refine_step(codec: CascadeCodec, x: torch.Tensor, level: int, optimizer, settings: RefineSettings, use_amp: bool) -> float:
+    """One optimisation step of every refine CNN at quality level `level`; returns the
+    last stage's squared error (for the progress bar)."""
+    scale = codec.scale(level)
+    prev = codec.base(x)
+    loss = torch.zeros((), device=x.device)
+    for stage in codec.stages:
+        with torch.no_grad():
+            symbols = stage.quantize(stage.analyse(x, prev, scale))
+            estimate = stage.linear_estimate(symbols, prev, scale)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            recon = estimate + stage.correction(estimate, prev, scale)
+        mse = distortion(recon, x, "mse")
+        loss = loss + lambda_for_step(stage.config.step * scale) * loss_distortion(recon, x, settings, mse)
+        prev = recon.detach().float()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
+    optimizer.step()
+    return mse.item()
+
+
+__all__ = ["RefineSettings", "with_quality_input", "train_refine_at_all_qualities", "refine_step"]

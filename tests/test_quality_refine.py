@@ -1,0 +1,123 @@
+"""Refine CNNs that see the quality level: the upgrade keeps the images, training touches only them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cdcodec.cli.main import cli
+from cdcodec.codec.pipeline import decode, encode
+from cdcodec.codec.training.quality_refine import RefineSettings, with_quality_input
+from cdcodec.codec.weights import codec_tensors, load_codec, save_codec
+from imagegen import smooth_image
+
+
+def _with_working_refine(codec):
+    """The tiny fixture's refine CNNs output zero (last layer zero, untrained); give them a
+    correction to keep, so that 'the same images' means something."""
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for stage in codec.stages:
+            stage.refine.body[-1].weight.normal_(0, 0.05)
+    return codec
+
+
+def _same_tables(a, b) -> bool:
+    tables = lambda codec: {k: v for k, v in codec_tensors(codec).items() if not k.startswith("net.")}
+    first, second = tables(a), tables(b)
+    return first.keys() == second.keys() and len(first) > 0 and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def _image_tensor(seed, size=24):
+    return torch.from_numpy(smooth_image(size, size, seed=seed)).permute(2, 0, 1)[None].float() / 255
+
+
+def test_quality_input_starts_with_the_source_models_images(tiny_weights):
+    source = _with_working_refine(load_codec(tiny_weights)[0])
+    upgraded = with_quality_input(source, "tiny-q")
+    assert upgraded.config.model_id == "tiny-q"
+    assert all(s.refine_sees_quality for s in upgraded.config.stages)
+    assert _same_tables(upgraded, source)
+    x = _image_tensor(5)
+    for level in range(len(source.config.qualities)):
+        a = source.analyse(x, source.num_stages, level)
+        b = upgraded.analyse(x, upgraded.num_stages, level)
+        assert all(torch.equal(p, q) for p, q in zip(a, b))
+        levels = [level] * len(a)
+        for old, new in zip(source.synthesise(a, x, levels), upgraded.synthesise(b, x, levels)):
+            assert torch.allclose(old, new, atol=1e-6)
+    with pytest.raises(ValueError, match="already see the quality level"):
+        with_quality_input(upgraded, "again")
+
+
+def test_the_quality_plane_changes_the_correction_per_level(tiny_weights):
+    codec = with_quality_input(_with_working_refine(load_codec(tiny_weights)[0]), "tiny-q")
+    stage = codec.stages[0]
+    with torch.no_grad():
+        stage.refine.body[0].weight[:, 6].fill_(0.2)
+    x = _image_tensor(6)
+    prev = codec.base(x)
+    coarse, fine = (stage.correction(x, prev, s) for s in (1.5, 0.7))
+    assert not torch.allclose(coarse, fine)
+    # One scale per image, as training may pass it, equals each image at its own scale.
+    both = stage.correction(torch.cat([x, x]), torch.cat([prev, prev]), torch.tensor([1.5, 0.7]).view(2, 1, 1, 1))
+    assert torch.allclose(both[0], coarse[0], atol=1e-6) and torch.allclose(both[1], fine[0], atol=1e-6)
+
+
+def _photo_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(3):
+        Image.fromarray(smooth_image(40, 48, seed=seed)).save(folder / f"{seed}.png")
+    return folder
+
+
+def test_train_refine_changes_only_the_refine_cnns_and_resumes(tmp_path, tiny_weights):
+    source_path = tmp_path / "source.safetensors"
+    save_codec(_with_working_refine(load_codec(tiny_weights)[0]), source_path)
+    folder, work, out = _photo_folder(tmp_path), tmp_path / "work", tmp_path / "q.safetensors"
+    args = ["train-refine", str(source_path), "--data", str(folder), "--model-id", "tiny-q",
+            "--batch", "2", "--crop", "16", "--work-dir", str(work), "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    source, trained = load_codec(source_path)[0], load_codec(out)[0]
+    assert trained.config.model_id == "tiny-q" and _same_tables(trained, source)
+    before, after = source.state_dict(), trained.state_dict()
+    for key, value in after.items():
+        if ".refine." not in key:
+            assert torch.equal(before[key], value), key
+    assert not torch.equal(before["stages.0.refine.body.2.weight"], after["stages.0.refine.body.2.weight"])
+    # Every level's weights moved away from zero on the quality plane of stage 1's CNN.
+    assert after["stages.0.refine.body.0.weight"][:, 6].abs().sum() > 0
+
+    # A longer run continues from the checkpoint (3 steps done) instead of starting over.
+    result = CliRunner().invoke(cli, [*args, "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((work / "log.json").read_text())["steps"] == 5
+
+    image = smooth_image(20, 20, seed=9)
+    for quality in range(len(trained.config.qualities)):
+        for stages in (1, 2):
+            pixels = decode(encode(image, model=out, quality=quality), model=out, stages=stages)
+            assert pixels.shape == image.shape and pixels.dtype == np.uint8
+
+
+def test_train_refine_checks_its_options_before_any_work(tmp_path, tiny_weights):
+    folder, work = _photo_folder(tmp_path), tmp_path / "w"
+    base = ["train-refine", str(tiny_weights), "--data", str(folder), "--model-id", "x", "--work-dir", str(work)]
+    for extra, message in (
+        (["--ms-ssim-share", "0.3"], "--ms-ssim-share needs --metric mixed"),
+        (["--metric", "mixed", "--crop", "64"], "at least 97 pixels"),
+    ):
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 1 and message in result.stderr, result.output
+    result = CliRunner().invoke(cli, ["train-refine", "no-such-model", "--data", str(folder), "--model-id", "x", "--work-dir", str(work)])
+    assert result.exit_code == 1 and "unknown model id" in result.stderr
+    assert not work.exists()
+    with pytest.raises(ValueError, match="share"):
+        RefineSettings(steps=1, metric="mixed", ms_ssim_share=1.5)
