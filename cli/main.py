@@ -69,8 +69,9 @@ def _stages_option(help_text: str):
 _force_option = click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
 _model_option = click.option(
     "--model", "model_id", default=None,
-    help="Model id from trained/ (cdc-mix-2, the default, trained for squared error and then for a mix of it "
-    "and MS-SSIM; cdc-mse-1, its shorter-trained ancestor; cdc-msssim-3, fine-tuned for MS-SSIM alone), or a "
+    help="Model id from trained/ (cdc-mix-5, the default, trained for squared error, then for a mix of it "
+    "and MS-SSIM, then its refine CNNs at every quality level; cdc-mse-1, its shorter-trained ancestor; "
+    "cdc-msssim-3, fine-tuned for MS-SSIM alone), or a "
     "path to a .safetensors weights file."
 )
 

@@ -76,18 +76,25 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
     train_cascade(config, data_dir, work_dir, settings, device=device, out=out, start_from=start_from)
     click.echo(f"wrote {out}", err=True)
     if install:
-        record = {
-            "command": "cdcodec train " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
-            "data": str(data_dir),
-            "fine_tuned_from": init_model,
-            "settings": describe_settings(settings),
-            "device": _device_record(device),
-            "seconds_this_invocation": round(time.time() - started),
-            "log": json.loads((work_dir / "log.json").read_text()),
-        }
-        if note:
-            record["note"] = note
+        record = _training_record("train", data_dir, init_model, describe_settings(settings), device, started, work_dir, note)
         install_model(out, config.model_id, config.to_dict(), record, make_default)
+
+
+def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, settings: dict, device: str, started: float, work_dir: Path, note: str | None) -> dict:
+    """What the manifest records of a training run: the command as typed, its data,
+    settings, device, time and the run's log."""
+    record = {
+        "command": f"cdcodec {command} " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "data": str(data_dir),
+        "fine_tuned_from": fine_tuned_from,
+        "settings": settings,
+        "device": _device_record(device),
+        "seconds_this_invocation": round(time.time() - started),
+        "log": json.loads((work_dir / "log.json").read_text()),
+    }
+    if note:
+        record["note"] = note
+    return record
 
 
 @click.command("train-refine")
@@ -142,18 +149,8 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_s
         raise CliError(str(exc).splitlines()[0]) from None
     click.echo(f"wrote {out}", err=True)
     if install:
-        record = {
-            "command": "cdcodec train-refine " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
-            "data": str(data_dir),
-            "fine_tuned_from": model,
-            "settings": describe_settings(settings),
-            "device": _device_record(device),
-            "seconds_this_invocation": round(time.time() - started),
-            "log": json.loads((work_dir / "log.json").read_text()),
-            "tables": {"note": f"the symbol tables of {model}, unchanged"},
-        }
-        if note:
-            record["note"] = note
+        record = _training_record("train-refine", data_dir, model, describe_settings(settings), device, started, work_dir, note)
+        record["tables"] = {"note": f"the symbol tables of {model}, unchanged"}
         install_model(out, model_id, codec.config.to_dict(), record, make_default)
 
 

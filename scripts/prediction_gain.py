@@ -13,7 +13,11 @@ output, no container) at quality levels 0, 2 and 4 with
 The network is the same in all three, so the symbols are too.
 
     git show c5de4df:trained/cdc-mix-2-a7462fe3.safetensors > /tmp/cdc-mix-2-format6.safetensors
-    python scripts/prediction_gain.py /tmp/cdc-mix-2-format6.safetensors ../shared/data/kodak
+    git show 2676151:trained/cdc-mix-2-ef180138.safetensors > /tmp/cdc-mix-2.safetensors
+    python scripts/prediction_gain.py /tmp/cdc-mix-2-format6.safetensors /tmp/cdc-mix-2.safetensors ../shared/data/kodak
+
+(`cdc-mix-2`, the default when this was measured, was retired in session 23;
+both files come from git.)
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ VARIANTS = ("format-6 tables", "refit, no prediction", "refit, prediction")
 def main() -> None:
     torch.set_num_threads(1)
     old = get_model(sys.argv[1]).codec
-    new = get_model("cdc-mix-2").codec
+    new = get_model(sys.argv[2]).codec
     total = {}
-    for path in sorted(Path(sys.argv[2]).glob("*.png")):
+    for path in sorted(Path(sys.argv[3]).glob("*.png")):
         x = _to_tensor(np.asarray(Image.open(path).convert("RGB")), new.config.multiple)
         for quality in QUALITIES:
             symbols = new.analyse(x, 1, quality)[0]

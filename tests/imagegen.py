@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
 
 
 def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -16,3 +19,12 @@ def smooth_image(height: int, width: int, channels: int = 3, seed: int = 0) -> n
         planes.append(plane)
     img = np.clip(np.stack(planes, axis=-1), 0, 255).astype(np.uint8)
     return img[:, :, 0] if channels == 1 else img
+
+
+def photo_folder(parent: Path, count: int = 3) -> Path:
+    """A folder of `count` small synthetic photos (40×48 PNGs) to train on."""
+    folder = parent / "photos"
+    folder.mkdir()
+    for seed in range(count):
+        Image.fromarray(smooth_image(40, 48, seed=seed)).save(folder / f"{seed}.png")
+    return folder

@@ -84,3 +84,14 @@ def test_codec_study_without_its_data_fails_with_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["experiment", "codec-study", "--data", str(tmp_path / "none"), "--images", str(tmp_path)])
     assert result.exit_code != 0
     assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_the_shipped_models_stage1_steps_follow_its_chain_through_both_kinds_of_log():
+    """The default model's chain in the manifest mixes `train` logs (one entry per stage)
+    and a `train-refine` log (one run); every record's stage-1 steps are counted."""
+    from cdcodec.experiments.codec_study.cli import _shipped_stage1, stage1_steps
+
+    assert stage1_steps([{"stage": 1, "steps": 1800}, {"stage": 2, "steps": 1600}]) == 1800
+    assert stage1_steps({"steps": 1200, "train_seconds": 1.0}) == 1200
+    steps, note = _shipped_stage1()
+    assert steps > 0 and note.startswith("default model: ") and note.endswith("cdc-mse-1")

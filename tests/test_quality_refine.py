@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
 from cdcodec.cli.main import cli
 from cdcodec.codec.pipeline import decode, encode
 from cdcodec.codec.training.quality_refine import RefineSettings, with_quality_input
 from cdcodec.codec.weights import codec_tensors, load_codec, save_codec
-from imagegen import smooth_image
+from imagegen import photo_folder, smooth_image
 
 
 def _with_working_refine(codec):
@@ -69,18 +68,10 @@ def test_the_quality_plane_changes_the_correction_per_level(tiny_weights):
     assert torch.allclose(both[0], coarse[0], atol=1e-6) and torch.allclose(both[1], fine[0], atol=1e-6)
 
 
-def _photo_folder(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for seed in range(3):
-        Image.fromarray(smooth_image(40, 48, seed=seed)).save(folder / f"{seed}.png")
-    return folder
-
-
 def test_train_refine_changes_only_the_refine_cnns_and_resumes(tmp_path, tiny_weights):
     source_path = tmp_path / "source.safetensors"
     save_codec(_with_working_refine(load_codec(tiny_weights)[0]), source_path)
-    folder, work, out = _photo_folder(tmp_path), tmp_path / "work", tmp_path / "q.safetensors"
+    folder, work, out = photo_folder(tmp_path), tmp_path / "work", tmp_path / "q.safetensors"
     args = ["train-refine", str(source_path), "--data", str(folder), "--model-id", "tiny-q",
             "--batch", "2", "--crop", "16", "--work-dir", str(work), "--out", str(out)]
     result = CliRunner().invoke(cli, [*args, "--steps", "3"])
@@ -108,7 +99,7 @@ def test_train_refine_changes_only_the_refine_cnns_and_resumes(tmp_path, tiny_we
 
 
 def test_train_refine_checks_its_options_before_any_work(tmp_path, tiny_weights):
-    folder, work = _photo_folder(tmp_path), tmp_path / "w"
+    folder, work = photo_folder(tmp_path), tmp_path / "w"
     base = ["train-refine", str(tiny_weights), "--data", str(folder), "--model-id", "x", "--work-dir", str(work)]
     for extra, message in (
         (["--ms-ssim-share", "0.3"], "--ms-ssim-share needs --metric mixed"),
@@ -121,3 +112,15 @@ def test_train_refine_checks_its_options_before_any_work(tmp_path, tiny_weights)
     assert not work.exists()
     with pytest.raises(ValueError, match="share"):
         RefineSettings(steps=1, metric="mixed", ms_ssim_share=1.5)
+
+
+def test_the_manifest_record_names_the_command_as_typed(tmp_path, monkeypatch):
+    from cdcodec.cli.train import _training_record
+
+    (tmp_path / "log.json").write_text(json.dumps({"steps": 3, "train_seconds": 1.5}))
+    monkeypatch.setattr("sys.argv", ["cdcodec", "train-refine", "cdc-mix-2", "--data", "my photos", "--steps", "3"])
+    record = _training_record("train-refine", tmp_path / "data", "cdc-mix-2", {"steps": 3}, "cpu", 0.0, tmp_path, "a remark")
+    assert record["command"] == "cdcodec train-refine cdc-mix-2 --data 'my photos' --steps 3"
+    assert record["fine_tuned_from"] == "cdc-mix-2" and record["log"] == {"steps": 3, "train_seconds": 1.5}
+    assert record["note"] == "a remark" and record["device"].startswith("cpu (")
+    assert "note" not in _training_record("train", tmp_path, None, {}, "cpu", 0.0, tmp_path, None)

@@ -17,15 +17,7 @@ from cdcodec.codec.training.checkpoint import load_checkpoint
 from cdcodec.codec.training.train import CHECKPOINT, TrainSettings, train_cascade
 from cdcodec.codec.model import CascadeCodec
 from cdcodec.codec.weights import load_codec
-from imagegen import smooth_image
-
-
-def photo_folder(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for seed in range(3):
-        Image.fromarray(smooth_image(40, 48, seed=seed)).save(folder / f"{seed}.png")
-    return folder
+from imagegen import photo_folder, smooth_image
 
 
 def settings(steps):

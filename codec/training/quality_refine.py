@@ -123,6 +123,7 @@ def train_refine_at_all_qualities(
     bar = tqdm(total=settings.steps, initial=state["step"], desc="refine CNNs", disable=not progress, dynamic_ncols=True)
     started = time.monotonic() - state["seconds"]
     last_save = time.monotonic()
+    last_psnr: dict[int, float] = {}  # quality level -> the last stage's PSNR at its latest step, for the progress bar
     while state["step"] < settings.steps:
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * _lr_factor(state["step"], settings.steps)
@@ -132,8 +133,9 @@ def train_refine_at_all_qualities(
         state["step"] += 1
         state["seconds"] = time.monotonic() - started
         bar.update(1)
+        last_psnr[level] = -10 * math.log10(max(mse, 1e-10))
         if state["step"] % 10 == 0:
-            bar.set_postfix(level=level, psnr_last_stage=f"{-10 * math.log10(max(mse, 1e-10)):.2f}")
+            bar.set_postfix_str("last stage's PSNR by level: " + " ".join(f"{last_psnr[q]:.2f}" for q in sorted(last_psnr)))
         if time.monotonic() - last_save > settings.checkpoint_seconds:
             save_checkpoint(ckpt, codec, optimizer, state)
             last_save = time.monotonic()

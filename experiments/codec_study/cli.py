@@ -54,8 +54,15 @@ def _shipped_stage1() -> tuple[int, str]:
     chain = [model_record(default_model_id())]
     while chain[-1]["training"].get("fine_tuned_from"):
         chain.append(model_record(chain[-1]["training"]["fine_tuned_from"]))
-    steps = sum(int(record["training"]["log"][0]["steps"]) for record in chain)
+    steps = sum(stage1_steps(record["training"]["log"]) for record in chain)
     return steps, "default model: " + " fine-tuned from ".join(record["id"] for record in chain)
+
+
+def stage1_steps(log: list | dict) -> int:
+    """Steps that trained stage 1, from a manifest's training log: `cdcodec train` logs
+    each stage in a list; `cdcodec train-refine` logs one run (a dict) whose every step
+    trained all refine CNNs, stage 1's among them."""
+    return int(log[0]["steps"] if isinstance(log, list) else log["steps"])
 
 
 def _relabel(records: list[dict], name: str) -> list[dict]:
