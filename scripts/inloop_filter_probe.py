@@ -1,0 +1,113 @@
+"""Would the post-filter pay more in the loop? (a probe for a format change; not in the codec)
+
+Format 9 filters only the image shown: the decoder applies the last decoded
+stage's post-filter, and every later stage refines the unfiltered image before
+it. `cdc-mix-5` (results/codec-study/quality-refine.md) gained most of its 1%
+in the rate of stages 2 and 3, because they refine a better image; an in-loop
+filter (stage k's filter applied to the image stage k + 1 refines, as video
+codecs do with their loop filters) would hand every level that better image.
+
+This runs the encoder's own steps by hand on Kodak images, twice: as format 9
+does, and with each stage's chosen filter applied (unrounded, on the picture;
+the padding as decoded) to the image the next stage analyses and refines. Each
+stage's filter is chosen as the encoder chooses it (`pipeline._choose_filter`),
+bytes are the real latent sections (filter block included) of every stage,
+and the quality is that of the image shown after k stages; so the first stage
+is the same in both and only later stages differ. No file is written: the
+container adds the same header to both. For every image and level the
+format-9 arm's bytes are checked against a real `cdcodec.encode` of the same
+image (its stages' payload sizes), so the hand-run steps are the encoder's.
+
+    python scripts/inloop_filter_probe.py --images 4 --levels 0,2,4 --threads 1
+
+`--images n` takes every 24/n-th Kodak image (4: kodim01, 07, 13, 19).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cdcodec.bench.bdrate import bd_rate
+import cdcodec
+from cdcodec.bitstream import encode_latent, unpack
+from cdcodec.bitstream.filters import join_latent_section
+from cdcodec.codec import postfilter
+from cdcodec.codec.model import StageImages, stage_prior, symbols_to_array
+from cdcodec.codec.pipeline import _choose_filter, _filter_inputs, _to_tensor, get_model
+from cdcodec.codec.similarity import ms_ssim
+
+KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+
+
+def run(codec, rgb: np.ndarray, quality: int, in_loop: bool) -> list[tuple[int, float, float]]:
+    """(cumulative bytes, PSNR, MS-SSIM) of the image shown after each stage."""
+    height, width = rgb.shape[:2]
+    x = _to_tensor(rgb, codec.config.multiple)
+    scale = codec.scale(quality)
+    prev, previous_symbols, total, out = codec.base(x), None, 0, []
+    with torch.no_grad():
+        for index, stage in enumerate(codec.stages):
+            symbols = stage.quantize(stage.analyse(x, prev, scale))
+            estimate, recon = stage.synthesise_parts(symbols, prev, scale)
+            images = StageImages(prev, estimate, recon)
+            grid = tuple(symbols.shape[-2:])
+            prior = stage_prior(previous_symbols, grid, symbols.shape[1])
+            latent = encode_latent(symbols_to_array(symbols), codec.tables_for(index, quality), prior, grid)
+            chosen = _choose_filter(codec, index, quality, images, rgb)
+            total += len(join_latent_section(chosen, latent))
+            shown = postfilter.apply(_filter_inputs(images, height, width), chosen)
+            pixels = np.clip(np.round(shown), 0, 255).astype(np.uint8)
+            mse = np.mean((pixels.astype(np.float64) - rgb) ** 2)
+            out.append((total, 10 * np.log10(255.0**2 / mse), ms_ssim(rgb, pixels)))
+            prev = recon
+            if in_loop:
+                prev = recon.clone()
+                prev[0, :, :height, :width] = torch.from_numpy(shown / 255.0).permute(2, 0, 1).float()
+            previous_symbols = symbols
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model id or weights file (default: the default model)")
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--levels", default="0,2,4")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    codec = get_model(args.model).codec
+    levels = [int(v) for v in args.levels.split(",")]
+    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
+    if not images:
+        raise SystemExit(f"no Kodak images in {KODAK}")
+    points = {False: {}, True: {}}  # in_loop -> (level, stages) -> [(bpp, PSNR, MS-SSIM)]
+    for path in images:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        pixels = rgb.shape[0] * rgb.shape[1]
+        for level in levels:
+            for in_loop in (False, True):
+                stages = run(codec, rgb, level, in_loop)
+                if not in_loop:
+                    real = np.cumsum([len(p) for p in unpack(cdcodec.encode(rgb, quality=level, model=args.model)).payloads])
+                    if [size for size, _, _ in stages] != real.tolist():
+                        raise SystemExit(f"{path.name} level {level}: hand-run bytes {stages} differ from the encoder's {real}")
+                for k, (size, psnr, msssim) in enumerate(stages, start=1):
+                    points[in_loop].setdefault((level, k), []).append((8 * size / pixels, psnr, msssim))
+        print(path.name, "done", flush=True)
+    print("\nlevel stages | format 9: bpp PSNR MS-SSIM | in loop: bpp PSNR MS-SSIM")
+    means = {arm: np.array([np.mean(points[arm][key], axis=0) for key in sorted(points[arm])]) for arm in points}
+    for key, old, new in zip(sorted(points[False]), means[False], means[True]):
+        print(f"{key[0]} {key[1]} | {old[0]:.4f} {old[1]:.3f} {old[2]:.5f} | {new[0]:.4f} {new[1]:.3f} {new[2]:.5f}")
+    db = lambda m: -10 * np.log10(1 - m)  # noqa: E731
+    old, new = means[False], means[True]
+    print(f"\nBD-rate in loop against format 9: PSNR {bd_rate(old[:, 0], old[:, 1], new[:, 0], new[:, 1]):+.2f}%  "
+          f"MS-SSIM (dB) {bd_rate(old[:, 0], db(old[:, 2]), new[:, 0], db(new[:, 2])):+.2f}%")
+
+
+if __name__ == "__main__":
+    main()
