@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cdcodec.bench.bdrate import bd_rate
 import cdcodec
+from cdcodec.bench.bdrate import bd_rate
 from cdcodec.bitstream import encode_latent, unpack
 from cdcodec.bitstream.filters import join_latent_section
 from cdcodec.codec import postfilter

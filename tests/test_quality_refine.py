@@ -83,7 +83,7 @@ def test_train_refine_changes_only_the_refine_cnns_and_resumes(tmp_path, tiny_we
         if ".refine." not in key:
             assert torch.equal(before[key], value), key
     assert not torch.equal(before["stages.0.refine.body.2.weight"], after["stages.0.refine.body.2.weight"])
-    # Every level's weights moved away from zero on the quality plane of stage 1's CNN.
+    # The weights stage 1's CNN gives the quality plane moved away from zero.
     assert after["stages.0.refine.body.0.weight"][:, 6].abs().sum() > 0
 
     # A longer run continues from the checkpoint (3 steps done) instead of starting over.
