@@ -33,13 +33,13 @@ import torch
 from PIL import Image
 
 import cdcodec
-from cdcodec.bench.bdrate import bd_rate
 from cdcodec.bitstream import encode_latent, unpack
 from cdcodec.bitstream.filters import join_latent_section
 from cdcodec.codec import postfilter
 from cdcodec.codec.model import StageImages, stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import _choose_filter, _filter_inputs, _to_tensor, get_model
 from cdcodec.codec.similarity import ms_ssim
+from paired_points import print_paired
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 
@@ -99,15 +99,7 @@ def main() -> None:
                 for k, (size, psnr, msssim) in enumerate(stages, start=1):
                     points[in_loop].setdefault((level, k), []).append((8 * size / pixels, psnr, msssim))
         print(path.name, "done", flush=True)
-    print("\nlevel stages | format 9: bpp PSNR MS-SSIM | in loop: bpp PSNR MS-SSIM")
-    means = {arm: np.array([np.mean(points[arm][key], axis=0) for key in sorted(points[arm])]) for arm in points}
-    for key, old, new in zip(sorted(points[False]), means[False], means[True]):
-        print(f"{key[0]} {key[1]} | {old[0]:.4f} {old[1]:.3f} {old[2]:.5f} | {new[0]:.4f} {new[1]:.3f} {new[2]:.5f}")
-    db = lambda m: -10 * np.log10(1 - m)  # noqa: E731
-    old, new = means[False], means[True]
-    print(f"\nBD-rate in loop against format 9: PSNR {bd_rate(old[:, 0], old[:, 1], new[:, 0], new[:, 1]):+.2f}%  "
-          f"MS-SSIM (dB) {bd_rate(old[:, 0], db(old[:, 2]), new[:, 0], db(new[:, 2])):+.2f}%")
-
+    print_paired(points[False], points[True], ("format 9", "in loop"), "level stages")
 
 if __name__ == "__main__":
     main()

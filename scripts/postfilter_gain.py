@@ -26,9 +26,9 @@ from PIL import Image
 
 import cdcodec
 from cdcodec.bench import metrics
-from cdcodec.bench.bdrate import bd_rate
 from cdcodec.bitstream import truncate, unpack
 from cdcodec.bitstream.filters import FilterMode, split_latent_section
+from paired_points import print_paired
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 
@@ -63,16 +63,7 @@ def main() -> None:
                     if arm:
                         modes[(stages, FilterMode(split_latent_section(parsed.payloads[stages - 1])[0].mode).name)] += 1
         print(path.name, "done", flush=True)
-    print("\nquality stages | without: bpp PSNR MS-SSIM | with: bpp PSNR MS-SSIM")
-    means = {}
-    for arm in (False, True):
-        means[arm] = np.array([np.mean(points[arm][key], axis=0) for key in sorted(points[arm])])
-    for key, off, on in zip(sorted(points[False]), means[False], means[True]):
-        print(f"{key[0]} {key[1]} | {off[0]:.4f} {off[1]:.3f} {off[2]:.5f} | {on[0]:.4f} {on[1]:.3f} {on[2]:.5f}")
-    db = lambda m: -10 * np.log10(1 - m)  # noqa: E731
-    off, on = means[False], means[True]
-    print(f"\nBD-rate with against without: PSNR {bd_rate(off[:, 0], off[:, 1], on[:, 0], on[:, 1]):+.2f}%  "
-          f"MS-SSIM (dB) {bd_rate(off[:, 0], db(off[:, 2]), on[:, 0], db(on[:, 2])):+.2f}%")
+    print_paired(points[False], points[True], ("without", "with"), "quality stages")
     print("filter modes chosen (stage: mode count):", dict(sorted(modes.items())))
 
 

@@ -1,0 +1,25 @@
+"""The report two probes share: the same operating points measured two ways, side by side.
+
+`postfilter_gain.py` (with and without post-filters, or two models) and
+`inloop_filter_probe.py` (format 9 and an in-loop filter) each collect, per
+arm, {(level, stages): [(bpp, PSNR, MS-SSIM) per image]}; this prints the
+mean of every point in both arms and the BD-rate of the second arm against
+the first (PCHIP on upper envelopes, MS-SSIM in dB).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cdcodec.bench.bdrate import bd_rate
+
+
+def print_paired(first: dict, second: dict, names: tuple[str, str], key_names: str) -> None:
+    keys = sorted(first)
+    a, b = (np.array([np.mean(arm[key], axis=0) for key in keys]) for arm in (first, second))
+    print(f"\n{key_names} | {names[0]}: bpp PSNR MS-SSIM | {names[1]}: bpp PSNR MS-SSIM")
+    for key, old, new in zip(keys, a, b):
+        print(f"{key[0]} {key[1]} | {old[0]:.4f} {old[1]:.3f} {old[2]:.5f} | {new[0]:.4f} {new[1]:.3f} {new[2]:.5f}")
+    db = lambda m: -10 * np.log10(1 - m)  # noqa: E731
+    print(f"\nBD-rate {names[1]} against {names[0]}: PSNR {bd_rate(a[:, 0], a[:, 1], b[:, 0], b[:, 1]):+.2f}%  "
+          f"MS-SSIM (dB) {bd_rate(a[:, 0], db(a[:, 2]), b[:, 0], db(b[:, 2])):+.2f}%")
