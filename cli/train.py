@@ -24,25 +24,35 @@ import click
 
 from .output import CliError
 
+# Options the training commands share.
+_data_option = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
+_device_option = click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+_threads_option = click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
+_work_dir_option = click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Checkpoint folder (default ~/.cache/cdcodec/train/MODEL_ID).")
+_out_option = click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the finished weights.")
+_install_option = click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
+_default_option = click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
+_ms_ssim_share_option = click.option("--ms-ssim-share", type=click.FloatRange(0, 1), default=None, help="With --metric mixed: the share of the distortion that is 1 - MS-SSIM (default 0.5).")
+
 
 @click.command()
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
+@_data_option
 @click.option("--model-id", required=True, help="Stable id written into every file the model makes, e.g. cdc-mse-1.")
 @click.option("--arch", default="cascade3", show_default=True, help="Architecture preset (see codec/presets.py).")
 @click.option("--steps", default="1800,1600,1400", show_default=True, help="Training steps per stage, comma-separated.")
 @click.option("--batch", default=16, show_default=True, help="Crops per step.")
 @click.option("--crop", default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--lr", default=5e-4, show_default=True, help="Learning rate of the nonlinear parts.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
-@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Checkpoint folder (default ~/.cache/cdcodec/train/MODEL_ID).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the finished weights.")
-@click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
-@click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
+@_device_option
+@_threads_option
+@_work_dir_option
+@_out_option
+@_install_option
+@_default_option
 @click.option("--seed", default=0, show_default=True)
 @click.option("--intermediate-loss", default=0.0, show_default=True, help="Weight of a distortion term on each stage's linear estimate (per-layer loss).")
 @click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion each stage is trained to lower: squared error, 1 - MS-SSIM, or both (see --ms-ssim-share).")
-@click.option("--ms-ssim-share", type=click.FloatRange(0, 1), default=None, help="With --metric mixed: the share of the distortion that is 1 - MS-SSIM (default 0.5).")
+@_ms_ssim_share_option
 @click.option("--init", "init_model", default=None, help="Fine-tune this model (a shipped model id or a .safetensors path) instead of starting from scratch; same --arch.")
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
 def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, ms_ssim_share, init_model, note) -> None:
@@ -99,21 +109,21 @@ def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, 
 
 @click.command("train-refine")
 @click.argument("model")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
+@_data_option
 @click.option("--model-id", required=True, help="Id of the new model, e.g. cdc-mix-5.")
 @click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True, help="Training steps (each at the next quality level in turn).")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Crops per step.")
 @click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the refine CNNs.")
 @click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion the refine CNNs are trained to lower (as for train).")
-@click.option("--ms-ssim-share", type=click.FloatRange(0, 1), default=None, help="With --metric mixed: the share of the distortion that is 1 - MS-SSIM (default 0.5).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
+@_ms_ssim_share_option
+@_device_option
+@_threads_option
 @click.option("--seed", default=0, show_default=True)
-@click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Checkpoint folder (default ~/.cache/cdcodec/train/MODEL_ID).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the finished weights.")
-@click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
-@click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
+@_work_dir_option
+@_out_option
+@_install_option
+@_default_option
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest.")
 def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_ssim_share, device, threads, seed, work_dir, out, install, make_default, note) -> None:
     """Make a model whose refine CNNs know the quality level, from trained MODEL.
@@ -156,10 +166,10 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_s
 
 @click.command("refit-tables")
 @click.argument("model")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
+@_data_option
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write the weights with the new tables.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
+@_device_option
+@_threads_option
 @click.option("--seed", default=0, show_default=True, help="Seed of the random training crops the tables are fitted on.")
 @click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--table-crops", type=click.IntRange(min=1), default=1024, show_default=True, help="Crops per (stage, quality level) table fit.")

@@ -33,12 +33,12 @@ import torch
 from PIL import Image
 
 import cdcodec
+from cdcodec.bench import metrics
 from cdcodec.bitstream import encode_latent, unpack
 from cdcodec.bitstream.filters import join_latent_section
 from cdcodec.codec import postfilter
 from cdcodec.codec.model import StageImages, stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import _choose_filter, _filter_inputs, _to_tensor, get_model
-from cdcodec.codec.similarity import ms_ssim
 from paired_points import print_paired
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
@@ -62,8 +62,7 @@ def run(codec, rgb: np.ndarray, quality: int, in_loop: bool) -> list[tuple[int, 
             total += len(join_latent_section(chosen, latent))
             shown = postfilter.apply(_filter_inputs(images, height, width), chosen)
             pixels = np.clip(np.round(shown), 0, 255).astype(np.uint8)
-            mse = np.mean((pixels.astype(np.float64) - rgb) ** 2)
-            out.append((total, 10 * np.log10(255.0**2 / mse), ms_ssim(rgb, pixels)))
+            out.append((total, metrics.psnr(rgb, pixels), metrics.ms_ssim(rgb, pixels)))
             prev = recon
             if in_loop:
                 prev = recon.clone()

@@ -37,7 +37,7 @@ from ..networks import lambda_for_step
 from ..weights import save_codec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import CropSampler
-from .train import CHECKPOINT, METRICS, _lr_factor, _say, check_crop_for_metric, distortion, loss_distortion
+from .train import CHECKPOINT, _lr_factor, _say, check_distortion_settings, distortion, loss_distortion
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,9 @@ class RefineSettings:
     ms_ssim_share: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
-        if self.metric == "mixed" and not 0 <= self.ms_ssim_share <= 1:
-            raise ValueError(f"the MS-SSIM share must lie in [0, 1], got {self.ms_ssim_share}")
         if self.steps < 1:
             raise ValueError("need at least one training step")
-        check_crop_for_metric(self)
+        check_distortion_settings(self)
 
 
 def with_quality_input(codec: CascadeCodec, model_id: str) -> CascadeCodec:

@@ -81,16 +81,17 @@ def check_settings(settings: TrainSettings, config: CodecConfig, start_from: Cas
         raise ValueError(f"need {len(config.stages)} step counts, one per stage; got {len(settings.steps_per_stage)}")
     if start_from is not None and start_from.config.stages != config.stages:
         raise ValueError("the model to fine-tune has a different architecture")
+    check_distortion_settings(settings)
+
+
+def check_distortion_settings(settings) -> None:
+    """Raise ValueError for a metric this module does not know, a mixed share outside
+    [0, 1], or crops too small for MS-SSIM's five scales when the loss has MS-SSIM in
+    it (`settings`: anything with crop, metric and ms_ssim_share)."""
     if settings.metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {settings.metric!r}")
     if settings.metric == "mixed" and not 0 <= settings.ms_ssim_share <= 1:
         raise ValueError(f"the MS-SSIM share must lie in [0, 1], got {settings.ms_ssim_share}")
-    check_crop_for_metric(settings)
-
-
-def check_crop_for_metric(settings) -> None:
-    """Raise ValueError if a loss with MS-SSIM in it would see crops too small for its
-    five scales (`settings`: anything with crop, metric and ms_ssim_share)."""
     smallest = (MS_SSIM_TRAIN_WINDOW - 1) * 2 ** 4 + 1
     if ms_ssim_share(settings) > 0 and settings.crop < smallest:
         raise ValueError(f"MS-SSIM training needs crops of at least {smallest} pixels (its five scales)")
