@@ -120,5 +120,5 @@ CDCODEC = CdcodecSource("cdcodec", "cdcodec", LOSSY)
 CDCODEC_LOSSLESS = CdcodecSource("cdcodec-lossless", "cdcodec lossless", LOSSLESS, ("lossless",))
 CDCODEC_NEAR = CdcodecSource("cdcodec-near", "cdcodec near-lossless", NEAR_LOSSLESS, (1, 2))
 #: The second shipped model, trained for MS-SSIM instead of squared error.
-MS_SSIM_MODEL = "cdc-msssim-3"
+MS_SSIM_MODEL = "cdc-msssim-4"
 CDCODEC_MSSSIM = CdcodecSource("cdcodec-msssim", "cdcodec, MS-SSIM model", LOSSY, model=MS_SSIM_MODEL)

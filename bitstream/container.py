@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from .errors import CdcFormatError
 
 MAGIC = b"\x89CDC"
+#: 10: the post-filters are in the loop (stage k + 1 refines stage k's filtered image);
 #: 9: the post-filter also reads the refine CNN's and the stage's shares; 8: every latent
 #: stage's section starts with a post-filter block (bitstream/filters.py);
 #: 7: smooth latent channels coded by prediction (bitstream/prediction.py);
 #: 6: the exact stages' bias correction and compressed side information; 5: they
 #: code red and blue as differences from green; 4: latents coded with checkerboard
 #: contexts (docs/FORMAT.md). Every version but the current one is refused.
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 
 MAX_DIMENSION = 1 << 16
 MAX_PIXELS = 1 << 28

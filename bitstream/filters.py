@@ -2,8 +2,9 @@
 
 A latent stage's section is ``filter block | entropy-coded latent``. The filter
 block says which per-image correction filter (codec/postfilter.py) the decoder
-applies when this stage is the last one it decodes, and carries its integer
-coefficients:
+applies to this stage's reconstruction (in the loop since format 10: to the
+image shown when this stage is the last one decoded, and to the image the next
+stage refines otherwise), and carries its integer coefficients:
 
     mode (1 byte) | coefficients as signed exp-Golomb codes, zero bits to a whole byte
 

@@ -71,7 +71,7 @@ _model_option = click.option(
     "--model", "model_id", default=None,
     help="Model id from trained/ (cdc-mix-5, the default, trained for squared error, then for a mix of it "
     "and MS-SSIM, then its refine CNNs at every quality level; cdc-mse-1, its shorter-trained ancestor; "
-    "cdc-msssim-3, fine-tuned for MS-SSIM alone), or a "
+    "cdc-msssim-4, fine-tuned for MS-SSIM alone, its refine CNNs too), or a "
     "path to a .safetensors weights file."
 )
 

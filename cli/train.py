@@ -131,7 +131,8 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_s
     The new model's refine CNNs see the quality level as an extra input and are
     trained at every level in turn, everything else frozen (see
     codec/training/quality_refine.py); MODEL's symbol tables are kept.
-    Resumes from --work-dir.
+    A MODEL made this way (its refine CNNs already see the level) is trained
+    further. Resumes from --work-dir.
     """
     import torch
 

@@ -8,6 +8,7 @@ image into per-stage integer symbols (`analyse`) and symbols back into images
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -65,6 +66,11 @@ class StageImages:
     reconstruction: torch.Tensor
 
 
+#: Called after each stage with (stage index, its StageImages); returns the image the
+#: next stage refines (the pipeline's in-loop post-filter). Without one, the reconstruction.
+LoopFilter = Callable[[int, StageImages], torch.Tensor]
+
+
 class CascadeCodec(nn.Module):
     def __init__(self, config: CodecConfig):
         super().__init__()
@@ -87,14 +93,20 @@ class CascadeCodec(nn.Module):
 
     @torch.no_grad()
     def analyse(
-        self, x: torch.Tensor, stages: int, quality: int | None = None, images: list | None = None
+        self,
+        x: torch.Tensor,
+        stages: int,
+        quality: int | None = None,
+        images: list | None = None,
+        loop_filter: LoopFilter | None = None,
     ) -> list[torch.Tensor]:
         """Integer symbols (as float tensors) of the first `stages` stages at one quality level.
 
-        Each stage's encoder sees the reconstruction the decoder will have, built
-        from the previous stages' rounded symbols. Pass a list as `images` to
-        receive every stage's `StageImages`, the last stage's included (the
-        encoder fits its post-filters on them).
+        Each stage's encoder sees the image the decoder will have before it, built
+        from the previous stages' rounded symbols (and, given `loop_filter`, passed
+        through it after every stage, the last one included, so that the encoder
+        can choose each stage's filter there). Pass a list as `images` to receive
+        every stage's `StageImages`.
         """
         scale = self.scale(self.config.nominal_quality if quality is None else quality)
         prev = self.base(x)
@@ -102,11 +114,12 @@ class CascadeCodec(nn.Module):
         for index, stage in enumerate(self.stages[:stages]):
             q = stage.quantize(stage.analyse(x, prev, scale))
             symbols.append(q)
-            if index + 1 < stages or images is not None:  # else the last reconstruction is not needed
+            if index + 1 < stages or images is not None or loop_filter is not None:  # else the last image is not needed
                 estimate, recon = stage.synthesise_parts(q, prev, scale)
+                staged = StageImages(prev, estimate, recon)
                 if images is not None:
-                    images.append(StageImages(prev, estimate, recon))
-                prev = recon
+                    images.append(staged)
+                prev = recon if loop_filter is None else loop_filter(index, staged)
         return symbols
 
     @torch.no_grad()
@@ -116,17 +129,22 @@ class CascadeCodec(nn.Module):
 
     @torch.no_grad()
     def synthesise_images(
-        self, symbols: list[torch.Tensor], like: torch.Tensor, qualities: list[int] | None = None
+        self,
+        symbols: list[torch.Tensor],
+        like: torch.Tensor,
+        qualities: list[int] | None = None,
+        loop_filter: LoopFilter | None = None,
     ) -> list[StageImages]:
-        """Every stage's `StageImages`, from the symbols of stages 1..len(symbols)."""
+        """Every stage's `StageImages`, from the symbols of stages 1..len(symbols);
+        `loop_filter` as in `analyse` (called after the last stage too)."""
         if qualities is None:
             qualities = [self.config.nominal_quality] * len(symbols)
         prev = self.base(like)
         out = []
-        for stage, q, quality in zip(self.stages, symbols, qualities):
+        for index, (stage, q, quality) in enumerate(zip(self.stages, symbols, qualities)):
             estimate, recon = stage.synthesise_parts(q, prev, self.scale(quality))
             out.append(StageImages(prev, estimate, recon))
-            prev = recon
+            prev = recon if loop_filter is None else loop_filter(index, out[-1])
         return out
 
     def tables_for(self, index: int, quality: int | None = None) -> SymbolTables:

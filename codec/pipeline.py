@@ -2,12 +2,17 @@
 
 encode: image -> uint8 array -> float tensor, padded to the block multiple ->
 per-stage integer symbols (each stage's encoder sees what the decoder will
-have) -> per stage, a post-filter fitted to its reconstruction (`postfilter.py`)
-and the entropy-coded symbols -> container bytes.
+have) and, per stage, a post-filter fitted to its reconstruction
+(`postfilter.py`) -> the entropy-coded symbols -> container bytes.
 
 decode: container bytes -> header checks (model id, weights digest, geometry)
--> payloads of the first k stages -> symbols -> reconstruction after stage k ->
-crop -> stage k's post-filter -> uint8 array.
+-> payloads of the first k stages -> symbols -> images stage by stage -> crop
+-> stage k's post-filter -> uint8 array.
+
+The post-filters are in the loop (format 10): stage k's filter is applied to
+its reconstruction before stage k + 1 refines it, as well as to the image a
+decode of k stages shows, so every later stage starts from the better image
+(`_InLoopFilter`).
 
 An exact stage (lossless or near-lossless, `exact.py`) may follow the lossy
 stages; decoding it needs only the lossy stages' integer symbols, never their
@@ -21,13 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
 
 from ..bitstream import CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
-from ..bitstream.filters import NO_FILTER, PostFilter, join_latent_section, split_latent_section
+from ..bitstream.filters import NO_FILTER, FilterMode, PostFilter, join_latent_section, split_latent_section
 from ..bitstream.residual import decode_residual, encode_residual, pixel_checksum
 from . import exact, postfilter
 from .geometry import crop_to, pad_to_multiple, padded_size
@@ -88,9 +93,10 @@ def encode(
     the model was trained at): each stage's quantizer step scales with it.
     `post_filters` decides whether the lossy stages may carry an adaptive
     post-filter (`postfilter.py`; the encoder sends one only where it pays for
-    its bits). By default they may, unless an exact stage follows: a lossless
-    or near-lossless file is judged by its size, and its decoder does not use
-    them (only a decode of fewer stages would).
+    its bits at the stage's rate-distortion trade-off, and later stages refine
+    the filtered image). By default they may, unless an exact stage follows: a
+    lossless or near-lossless file is judged by its size, and its decoder does
+    not use them (only a decode of fewer stages would).
     """
     loaded = get_model(model)
     codec = loaded.codec
@@ -110,14 +116,16 @@ def encode(
         post_filters = not lossless and max_error is None
     rgb = _as_rgb(pixels)
     x = _to_tensor(rgb, codec.config.multiple)
-    payloads, arrays, images = [], [], []
+    loop = None
+    if post_filters:
+        loop = _InLoopFilter(height, width, lambda index, images: _choose_filter(codec, index, quality, images, rgb))
+    payloads, arrays = [], []
     previous = None
-    for index, q in enumerate(codec.analyse(x, stages, quality, images if post_filters else None)):
+    for index, q in enumerate(codec.analyse(x, stages, quality, loop_filter=loop)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
         latent = encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:]))
-        post_filter = _choose_filter(codec, index, quality, images[index], rgb) if post_filters else NO_FILTER
-        payloads.append(join_latent_section(post_filter, latent))
+        payloads.append(join_latent_section(loop.filters[index] if loop else NO_FILTER, latent))
         previous = q
     infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
     levels = [quality] * stages
@@ -169,10 +177,9 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
         symbols.append(array_to_symbols(arrays[-1], lh, lw))
     if stages > latent_stages:
         return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])
-    like = torch.zeros(1, 3, ph, pw)
-    last = codec.synthesise_images(symbols, like, levels[: len(symbols)])[-1]
-    shown = postfilter.apply(_filter_inputs(last, header.height, header.width), filters[-1])
-    return _to_pixels(shown, header.channels)
+    loop = _InLoopFilter(header.height, header.width, lambda index, images: filters[index])
+    codec.synthesise_images(symbols, torch.zeros(1, 3, ph, pw), levels[: len(symbols)], loop_filter=loop)
+    return _to_pixels(loop.shown, header.channels)
 
 
 def _check_stage_plan(header: Header, codec: CascadeCodec) -> int:
@@ -244,6 +251,37 @@ def _choose_filter(codec: CascadeCodec, index: int, quality: int, images: StageI
     height, width = rgb.shape[:2]
     lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
     return postfilter.choose(_filter_inputs(images, height, width), rgb, lam, height * width)
+
+
+class _InLoopFilter:
+    """Each stage's post-filter, applied in the loop (a `model.LoopFilter`).
+
+    After stage k, its filter (`pick(k, images)`: the encoder chooses it, the
+    decoder reads it from the file) is applied to the reconstruction on the
+    picture, unrounded; stage k + 1 refines that image, and the padding beyond
+    the picture stays as reconstructed. With no filter the reconstruction passes
+    untouched, so files without filters (the exact ones) code the same symbols
+    as an unfiltered cascade. `filters` collects the filters, `shown` holds the
+    last stage's filtered image (float H×W×3 levels), the one a decode that stops
+    there shows.
+    """
+
+    def __init__(self, height: int, width: int, pick: Callable[[int, StageImages], PostFilter]):
+        self.height, self.width = height, width
+        self.pick = pick
+        self.filters: list[PostFilter] = []
+        self.shown: np.ndarray | None = None
+
+    def __call__(self, index: int, images: StageImages) -> torch.Tensor:
+        post_filter = self.pick(index, images)
+        self.filters.append(post_filter)
+        self.shown = postfilter.apply(_filter_inputs(images, self.height, self.width), post_filter)
+        if post_filter.mode == FilterMode.NONE:
+            return images.reconstruction
+        following = images.reconstruction.clone()
+        filtered = torch.from_numpy(self.shown / 255.0).permute(2, 0, 1)
+        following[0, :, : self.height, : self.width] = filtered.to(following.dtype)
+        return following
 
 
 def _filter_inputs(images: StageImages, height: int, width: int) -> postfilter.FilterInputs:

@@ -1,22 +1,25 @@
-"""Would the post-filter pay more in the loop? (a probe for a format change; not in the codec)
+"""Does the post-filter pay more in the loop? (the probe that led to format 10)
 
-Format 9 filters only the image shown: the decoder applies the last decoded
-stage's post-filter, and every later stage refines the unfiltered image before
+Format 9 filtered only the image shown: the decoder applied the last decoded
+stage's post-filter, and every later stage refined the unfiltered image before
 it. `cdc-mix-5` (results/codec-study/quality-refine.md) gained most of its 1%
 in the rate of stages 2 and 3, because they refine a better image; an in-loop
 filter (stage k's filter applied to the image stage k + 1 refines, as video
-codecs do with their loop filters) would hand every level that better image.
+codecs do with their loop filters) hands every level that better image.
+Format 10 does that (`pipeline._InLoopFilter`).
 
 This runs the encoder's own steps by hand on Kodak images, twice: as format 9
-does, and with each stage's chosen filter applied (unrounded, on the picture;
+did, and with each stage's chosen filter applied (unrounded, on the picture;
 the padding as decoded) to the image the next stage analyses and refines. Each
 stage's filter is chosen as the encoder chooses it (`pipeline._choose_filter`),
 bytes are the real latent sections (filter block included) of every stage,
 and the quality is that of the image shown after k stages; so the first stage
 is the same in both and only later stages differ. No file is written: the
-container adds the same header to both. For every image and level the
-format-9 arm's bytes are checked against a real `cdcodec.encode` of the same
-image (its stages' payload sizes), so the hand-run steps are the encoder's.
+container adds the same header to both. For every image and level the bytes
+of the arm the current format uses (in the loop since format 10; session 23
+ran this with format 9 and checked that arm) are checked against a real
+`cdcodec.encode` of the same image (its stages' payload sizes), so the
+hand-run steps are the encoder's.
 
     python scripts/inloop_filter_probe.py --images 4 --levels 0,2,4 --threads 1
 
@@ -42,6 +45,8 @@ from cdcodec.codec.pipeline import _choose_filter, _filter_inputs, _to_tensor, g
 from paired_points import print_paired
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+#: Which arm `cdcodec.encode` runs: format 10 filters in the loop.
+CURRENT_FORMAT_IN_LOOP = True
 
 
 def run(codec, rgb: np.ndarray, quality: int, in_loop: bool) -> list[tuple[int, float, float]]:
@@ -91,7 +96,7 @@ def main() -> None:
         for level in levels:
             for in_loop in (False, True):
                 stages = run(codec, rgb, level, in_loop)
-                if not in_loop:
+                if in_loop == CURRENT_FORMAT_IN_LOOP:
                     real = np.cumsum([len(p) for p in unpack(cdcodec.encode(rgb, quality=level, model=args.model)).payloads])
                     if [size for size, _, _ in stages] != real.tolist():
                         raise SystemExit(f"{path.name} level {level}: hand-run bytes {stages} differ from the encoder's {real}")

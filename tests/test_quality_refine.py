@@ -50,8 +50,10 @@ def test_quality_input_starts_with_the_source_models_images(tiny_weights):
         levels = [level] * len(a)
         for old, new in zip(source.synthesise(a, x, levels), upgraded.synthesise(b, x, levels)):
             assert torch.allclose(old, new, atol=1e-6)
-    with pytest.raises(ValueError, match="already see the quality level"):
-        with_quality_input(upgraded, "again")
+    again = with_quality_input(upgraded, "again")  # already seeing it: a copy to train further
+    assert again.config.model_id == "again" and again.config.stages == upgraded.config.stages
+    assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), upgraded.state_dict().values()))
+    assert again.tables == upgraded.tables
 
 
 def test_the_quality_plane_changes_the_correction_per_level(tiny_weights):

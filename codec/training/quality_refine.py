@@ -63,10 +63,19 @@ def with_quality_input(codec: CascadeCodec, model_id: str) -> CascadeCodec:
     """A copy of `codec` under `model_id` whose refine CNNs also see the quality level.
 
     The new input's weights are zero, so the copy's images equal the source's at
-    every level; its symbol tables are the source's.
+    every level; its symbol tables are the source's. A codec whose refine CNNs
+    already see it (every stage's) is copied as it is, so that training continues
+    from where its own round ended.
     """
-    if any(s.refine_sees_quality for s in codec.config.stages):
-        raise ValueError(f"{codec.config.model_id}'s refine CNNs already see the quality level")
+    seeing = [s.refine_sees_quality for s in codec.config.stages]
+    if all(seeing):
+        config = replace(codec.config, model_id=model_id)
+        copy = CascadeCodec(config)
+        copy.load_state_dict(codec.state_dict())
+        copy.tables = [dict(t) for t in codec.tables]
+        return copy
+    if any(seeing):
+        raise ValueError(f"only some of {codec.config.model_id}'s refine CNNs see the quality level")
     stages = tuple(replace(s, refine_sees_quality=True) for s in codec.config.stages)
     config = CodecConfig(model_id=model_id, stages=stages, qualities=codec.config.qualities)
     upgraded = CascadeCodec(config)

@@ -7,6 +7,9 @@ both, and the differences. For two models measured on the same images, e.g.
 a candidate added by `scripts/model_vs_bench.py` beside the shipped default:
 
     python results/bench/compare_points.py /tmp/candidate.json cdcodec candidate
+
+`--second-results FILE` reads the second codec from another results file
+(two candidates each added to its own copy of the bench by `model_vs_bench.py`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ def main() -> None:
     parser.add_argument("results", type=Path)
     parser.add_argument("first", help="codec name, e.g. cdcodec")
     parser.add_argument("second", help="codec name")
+    parser.add_argument("--second-results", type=Path, default=None, help="results file of the second codec (default: the same)")
     args = parser.parse_args()
-    measurements = json.loads(args.results.read_text())["measurements"]
-    first, second = ({p["setting"]: p for p in average_curve(measurements, name)} for name in (args.first, args.second))
+
+    def points(path: Path, name: str) -> dict:
+        return {p["setting"]: p for p in average_curve(json.loads(path.read_text())["measurements"], name)}
+
+    first, second = points(args.results, args.first), points(args.second_results or args.results, args.second)
     shared = [s for s in first if s in second]
     if not shared:
         raise SystemExit(f"{args.first} and {args.second} share no setting in {args.results}")
