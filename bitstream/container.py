@@ -31,6 +31,12 @@ MAGIC = b"\x89CDC"
 #: code red and blue as differences from green; 4: latents coded with checkerboard
 #: contexts (docs/FORMAT.md). Every version but the current one is refused.
 FORMAT_VERSION = 10
+#: For each older version, the last commit of cdcodec's git history whose build reads
+#: it (the commit before the next version's): the refusal names it, so an old file
+#: can still be decoded with a checkout of that commit.
+LAST_COMMIT_READING = {
+    2: "b7919b5", 3: "31f8653", 4: "896b74e", 5: "c518bde", 6: "c5de4df", 7: "ce828c0", 8: "5aff9e1", 9: "df30f8f",
+}
 
 MAX_DIMENSION = 1 << 16
 MAX_PIXELS = 1 << 28
@@ -148,7 +154,8 @@ def unpack_header(data: bytes) -> tuple[Header, int]:
         raise CdcFormatError("file is truncated inside the header")
     magic, version, width, height, channels, bit_depth, id_len = _FIXED.unpack_from(view, 0)
     if version != FORMAT_VERSION:
-        raise CdcFormatError(f"unsupported .cdc format version {version} (this build reads {FORMAT_VERSION})")
+        older = f"; cdcodec at git commit {LAST_COMMIT_READING[version]} reads it" if version in LAST_COMMIT_READING else ""
+        raise CdcFormatError(f"unsupported .cdc format version {version} (this build reads {FORMAT_VERSION}{older})")
     if not 1 <= id_len <= MAX_MODEL_ID:
         raise CdcFormatError("header model id length out of range")
     pos = _FIXED.size

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdcodec.bitstream import CdcFormatError, Header, StageInfo, StageKind, describe, pack, truncate, unpack
-from cdcodec.bitstream.container import FORMAT_VERSION, pack_header, unpack_header
+from cdcodec.bitstream.container import FORMAT_VERSION, LAST_COMMIT_READING, pack_header, unpack_header
 
 DIGEST = bytes(range(32))
 
@@ -103,6 +103,13 @@ def test_bumped_version_is_refused():
     data = bytearray(sample_file())
     struct.pack_into("<H", data, 4, FORMAT_VERSION + 1)
     with pytest.raises(CdcFormatError, match="version"):
+        unpack(bytes(data))
+
+
+def test_an_older_version_names_the_commit_that_reads_it():
+    data = bytearray(sample_file())
+    struct.pack_into("<H", data, 4, FORMAT_VERSION - 1)
+    with pytest.raises(CdcFormatError, match=f"version {FORMAT_VERSION - 1} .*git commit {LAST_COMMIT_READING[FORMAT_VERSION - 1]}"):
         unpack(bytes(data))
 
 
