@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdcodec.bitstream import CdcFormatError, unpack
+from cdcodec.bitstream import CdcFormatError, encode_latent, unpack
 from cdcodec.bitstream.describe import describe
 from cdcodec.bitstream.filters import (
     COEFFICIENTS,
@@ -20,9 +21,6 @@ from cdcodec.bitstream.filters import (
     join_latent_section,
     split_latent_section,
 )
-import torch
-
-from cdcodec.bitstream import encode_latent
 from cdcodec.codec import postfilter
 from cdcodec.codec.model import stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import _InLoopFilter, _to_pixels, _to_tensor, decode, encode
