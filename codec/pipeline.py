@@ -118,7 +118,7 @@ def encode(
     x = _to_tensor(rgb, codec.config.multiple)
     loop = None
     if post_filters:
-        loop = _InLoopFilter(height, width, lambda index, images: _choose_filter(codec, index, quality, images, rgb))
+        loop = _InLoopFilter(height, width, lambda index, inputs: _choose_filter(codec, index, quality, inputs, rgb))
     payloads, arrays = [], []
     previous = None
     for index, q in enumerate(codec.analyse(x, stages, quality, loop_filter=loop)):
@@ -177,7 +177,7 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
         symbols.append(array_to_symbols(arrays[-1], lh, lw))
     if stages > latent_stages:
         return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])
-    loop = _InLoopFilter(header.height, header.width, lambda index, images: filters[index])
+    loop = _InLoopFilter(header.height, header.width, lambda index, inputs: filters[index])
     codec.synthesise_images(symbols, torch.zeros(1, 3, ph, pw), levels[: len(symbols)], loop_filter=loop)
     return _to_pixels(loop.shown, header.channels)
 
@@ -245,19 +245,20 @@ def _to_tensor(pixels: np.ndarray, multiple: int) -> torch.Tensor:
     return pad_to_multiple(x, multiple)
 
 
-def _choose_filter(codec: CascadeCodec, index: int, quality: int, images: StageImages, rgb: np.ndarray) -> PostFilter:
-    """The post-filter stage `index` sends for the H×W×3 original `rgb`: fitted on the image,
-    kept only where it pays at the stage's λ (`postfilter.choose`)."""
+def _choose_filter(codec: CascadeCodec, index: int, quality: int, inputs: postfilter.FilterInputs, rgb: np.ndarray) -> PostFilter:
+    """The post-filter stage `index` sends for the H×W×3 original `rgb`, given the stage's
+    `_filter_inputs`: fitted on the image, kept only where it pays at the stage's λ
+    (`postfilter.choose`)."""
     height, width = rgb.shape[:2]
     lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
-    return postfilter.choose(_filter_inputs(images, height, width), rgb, lam, height * width)
+    return postfilter.choose(inputs, rgb, lam, height * width)
 
 
 class _InLoopFilter:
     """Each stage's post-filter, applied in the loop (a `model.LoopFilter`).
 
-    After stage k, its filter (`pick(k, images)`: the encoder chooses it, the
-    decoder reads it from the file) is applied to the reconstruction on the
+    After stage k, its filter (`pick(k, inputs)`, given the stage's `_filter_inputs`:
+    the encoder chooses it, the decoder reads it from the file) is applied to the reconstruction on the
     picture, unrounded; stage k + 1 refines that image, and the padding beyond
     the picture stays as reconstructed. With no filter the reconstruction passes
     untouched, so files without filters (the exact ones) code the same symbols
@@ -266,16 +267,17 @@ class _InLoopFilter:
     there shows.
     """
 
-    def __init__(self, height: int, width: int, pick: Callable[[int, StageImages], PostFilter]):
+    def __init__(self, height: int, width: int, pick: Callable[[int, postfilter.FilterInputs], PostFilter]):
         self.height, self.width = height, width
         self.pick = pick
         self.filters: list[PostFilter] = []
         self.shown: np.ndarray | None = None
 
     def __call__(self, index: int, images: StageImages) -> torch.Tensor:
-        post_filter = self.pick(index, images)
+        inputs = _filter_inputs(images, self.height, self.width)
+        post_filter = self.pick(index, inputs)
         self.filters.append(post_filter)
-        self.shown = postfilter.apply(_filter_inputs(images, self.height, self.width), post_filter)
+        self.shown = postfilter.apply(inputs, post_filter)
         if post_filter.mode == FilterMode.NONE:
             return images.reconstruction
         following = images.reconstruction.clone()

@@ -39,9 +39,8 @@ import cdcodec
 from cdcodec.bench import metrics
 from cdcodec.bitstream import encode_latent, unpack
 from cdcodec.bitstream.filters import join_latent_section
-from cdcodec.codec import postfilter
-from cdcodec.codec.model import StageImages, stage_prior, symbols_to_array
-from cdcodec.codec.pipeline import _choose_filter, _filter_inputs, _to_tensor, get_model
+from cdcodec.codec.model import stage_prior, symbols_to_array
+from cdcodec.codec.pipeline import _choose_filter, _InLoopFilter, _to_tensor, get_model
 from paired_points import print_paired
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
@@ -50,29 +49,29 @@ CURRENT_FORMAT_IN_LOOP = True
 
 
 def run(codec, rgb: np.ndarray, quality: int, in_loop: bool) -> list[tuple[int, float, float]]:
-    """(cumulative bytes, PSNR, MS-SSIM) of the image shown after each stage."""
+    """(cumulative bytes, PSNR, MS-SSIM) of the image shown after each stage.
+
+    Both arms choose and apply each stage's filter as the encoder does
+    (`pipeline._InLoopFilter`); only the in-loop arm hands the filtered image on.
+    """
     height, width = rgb.shape[:2]
-    x = _to_tensor(rgb, codec.config.multiple)
-    scale = codec.scale(quality)
-    prev, previous_symbols, total, out = codec.base(x), None, 0, []
-    with torch.no_grad():
-        for index, stage in enumerate(codec.stages):
-            symbols = stage.quantize(stage.analyse(x, prev, scale))
-            estimate, recon = stage.synthesise_parts(symbols, prev, scale)
-            images = StageImages(prev, estimate, recon)
-            grid = tuple(symbols.shape[-2:])
-            prior = stage_prior(previous_symbols, grid, symbols.shape[1])
-            latent = encode_latent(symbols_to_array(symbols), codec.tables_for(index, quality), prior, grid)
-            chosen = _choose_filter(codec, index, quality, images, rgb)
-            total += len(join_latent_section(chosen, latent))
-            shown = postfilter.apply(_filter_inputs(images, height, width), chosen)
-            pixels = np.clip(np.round(shown), 0, 255).astype(np.uint8)
-            out.append((total, metrics.psnr(rgb, pixels), metrics.ms_ssim(rgb, pixels)))
-            prev = recon
-            if in_loop:
-                prev = recon.clone()
-                prev[0, :, :height, :width] = torch.from_numpy(shown / 255.0).permute(2, 0, 1).float()
-            previous_symbols = symbols
+    loop = _InLoopFilter(height, width, lambda index, inputs: _choose_filter(codec, index, quality, inputs, rgb))
+    shown = []
+
+    def after_stage(index, images):
+        following = loop(index, images)
+        shown.append(loop.shown)
+        return following if in_loop else images.reconstruction
+
+    symbols = codec.analyse(_to_tensor(rgb, codec.config.multiple), codec.num_stages, quality, loop_filter=after_stage)
+    total, out = 0, []
+    for index, q in enumerate(symbols):
+        grid = tuple(q.shape[-2:])
+        prior = stage_prior(symbols[index - 1] if index else None, grid, q.shape[1])
+        latent = encode_latent(symbols_to_array(q), codec.tables_for(index, quality), prior, grid)
+        total += len(join_latent_section(loop.filters[index], latent))
+        pixels = np.clip(np.round(shown[index]), 0, 255).astype(np.uint8)
+        out.append((total, metrics.psnr(rgb, pixels), metrics.ms_ssim(rgb, pixels)))
     return out
 
 

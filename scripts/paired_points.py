@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cdcodec.bench.bdrate import bd_rate
+from cdcodec.bench.metrics import to_db
 
 
 def print_paired(first: dict, second: dict, names: tuple[str, str], key_names: str) -> None:
@@ -20,6 +21,6 @@ def print_paired(first: dict, second: dict, names: tuple[str, str], key_names: s
     print(f"\n{key_names} | {names[0]}: bpp PSNR MS-SSIM | {names[1]}: bpp PSNR MS-SSIM")
     for key, old, new in zip(keys, a, b):
         print(f"{key[0]} {key[1]} | {old[0]:.4f} {old[1]:.3f} {old[2]:.5f} | {new[0]:.4f} {new[1]:.3f} {new[2]:.5f}")
-    db = lambda m: -10 * np.log10(1 - m)  # noqa: E731
+    db = lambda m: np.array([to_db(v) for v in m])  # noqa: E731
     print(f"\nBD-rate {names[1]} against {names[0]}: PSNR {bd_rate(a[:, 0], a[:, 1], b[:, 0], b[:, 1]):+.2f}%  "
           f"MS-SSIM (dB) {bd_rate(a[:, 0], db(a[:, 2]), b[:, 0], db(b[:, 2])):+.2f}%")

@@ -68,22 +68,17 @@ def with_quality_input(codec: CascadeCodec, model_id: str) -> CascadeCodec:
     from where its own round ended.
     """
     seeing = [s.refine_sees_quality for s in codec.config.stages]
-    if all(seeing):
-        config = replace(codec.config, model_id=model_id)
-        copy = CascadeCodec(config)
-        copy.load_state_dict(codec.state_dict())
-        copy.tables = [dict(t) for t in codec.tables]
-        return copy
-    if any(seeing):
+    if any(seeing) and not all(seeing):
         raise ValueError(f"only some of {codec.config.model_id}'s refine CNNs see the quality level")
+    state = codec.state_dict()
+    if not all(seeing):  # widen each refine CNN's first layer by a zero-weight input
+        for index in range(codec.num_stages):
+            key = f"stages.{index}.refine.body.0.weight"
+            weight = state[key]
+            state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, *weight.shape[2:])], dim=1)
     stages = tuple(replace(s, refine_sees_quality=True) for s in codec.config.stages)
     config = CodecConfig(model_id=model_id, stages=stages, qualities=codec.config.qualities)
     upgraded = CascadeCodec(config)
-    state = codec.state_dict()
-    for index in range(codec.num_stages):
-        key = f"stages.{index}.refine.body.0.weight"
-        weight = state[key]
-        state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, *weight.shape[2:])], dim=1)
     upgraded.load_state_dict(state)
     upgraded.tables = [dict(t) for t in codec.tables]
     return upgraded
