@@ -13,28 +13,22 @@ from pathlib import Path
 import click
 
 from .bdrate import METHODS
-from .cdcodec_source import CDCODEC, CDCODEC_LOSSLESS, CDCODEC_MSSSIM, CDCODEC_NEAR
-from .codecs import BASELINES
 from .images import bundled_images, folder_images
 from .plots import write_plots
+from .registry import ALL_SOURCES, by_name
 from .report import format_summary, summarise
 from .run import describe_codec, results_document, reusable, run, split_available
 
-ALL_SOURCES = (CDCODEC, CDCODEC_MSSSIM, CDCODEC_LOSSLESS, CDCODEC_NEAR, *BASELINES)
 DEFAULT_REFERENCE = "webp"
 
 
 def _select(spec: str | None) -> list:
     if not spec:
         return list(ALL_SOURCES)
-    by_name = {source.name: source for source in ALL_SOURCES}
-    wanted = [name.strip() for name in spec.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in by_name]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(by_name)}", param_hint="--codecs"
-        )
-    return [by_name[name] for name in dict.fromkeys(wanted)]
+    try:
+        return by_name(list(dict.fromkeys(name.strip() for name in spec.split(",") if name.strip())))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--codecs") from None
 
 
 @click.command("bench")
@@ -56,7 +50,11 @@ def _select(spec: str | None) -> list:
                    "images and library versions match (cdcodec is always re-measured).")
 @click.option("--bd-method", type=click.Choice(METHODS), default="pchip", show_default=True,
               help="BD-rate interpolation: piecewise-cubic Hermite or Bjøntegaard's cubic fit.")
-def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, reuse_path, bd_method):
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Measure this many images at once, each in its own process (set OMP_NUM_THREADS=1 "
+                   "so that they do not also share threads). Results are the same; wall times per point "
+                   "are each process's own.")
+def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, reuse_path, bd_method, jobs):
     """Rate-distortion benchmark of cdcodec against JPEG, WebP, JPEG 2000, AVIF, JPEG XL and lossless codecs."""
     from tqdm import tqdm
 
@@ -93,7 +91,7 @@ def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_im
             bar.set_postfix_str(what, refresh=False)
             bar.update()
 
-        measurements, errors = run(images, sources, step, reused, checkpoint)
+        measurements, errors = run(images, sources, step, reused, checkpoint, jobs)
     for error in errors:
         click.echo(f"error: {error['codec']} on {error['image']}: {error['error']}", err=True)
 

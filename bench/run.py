@@ -48,6 +48,7 @@ def run(
     step: Callable[[str], None] | None = None,
     reused: dict | None = None,
     image_done: Callable[[list[dict], list[dict]], None] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[dict], list[dict]]:
     """Measure every (image, codec, setting); return (measurements, errors).
 
@@ -55,35 +56,90 @@ def run(
     which is how the command drives its progress bar. `reused` maps (image, codec)
     to measurements taken earlier (see `reusable`); those pairs are not re-encoded.
     `image_done` gets the measurements and errors so far after each image, so that
-    the command can save a checkpoint a later run can ``--reuse``.
+    the command can save a checkpoint a later run can ``--reuse``. With `jobs` > 1
+    the images are measured that many at a time in worker processes (started
+    fresh, so no thread pool is forked); results come back in image order, the
+    same records a single process makes.
     """
     measurements: list[dict] = []
     errors: list[dict] = []
     reused = reused or {}
-    for image in images:
-        for source in sources:
-            if (image.name, source.name) in reused:
-                measurements.extend(reused[image.name, source.name])
+    pending = [[source for source in sources if (image.name, source.name) not in reused] for image in images]
+    with _Workers(jobs) as workers:
+        results = workers.map(_measure_image, images, pending)
+        for image, todo, result in zip(images, pending, results):
+            fresh = dict(zip((source.name for source in todo), result))
+            for source in sources:
+                key = (image.name, source.name)
+                if key in reused:
+                    measurements.extend(reused[key])
+                    what = f"{image.name}/{source.name} (reused)"
+                else:
+                    found, failed = fresh[source.name]
+                    measurements.extend(found)
+                    errors.extend(failed)
+                    what = f"{image.name}/{source.name}"
                 if step is not None:
-                    step(f"{image.name}/{source.name} (reused)")
-                continue
-            try:
-                for point in source.points(image.pixels):
-                    record = {"image": image.name, "codec": source.name, "setting": point.setting}
-                    record.update(measure(image.pixels, point.decoded, len(point.data)))
-                    record["encode_s"] = point.encode_s
-                    record["decode_s"] = point.decode_s
-                    measurements.append(record)
-                    problem = check_exactness(source, point.setting, record["max_abs_error"])
-                    if problem:
-                        errors.append({"image": image.name, "codec": source.name, "setting": point.setting, "error": problem})
-            except Exception as error:  # one failing codec must not end the whole run
-                errors.append({"image": image.name, "codec": source.name, "setting": None,
-                               "error": f"{type(error).__name__}: {error}"})
-            if step is not None:
-                step(f"{image.name}/{source.name}")
-        if image_done is not None:
-            image_done(measurements, errors)
+                    step(what)
+            if image_done is not None:
+                image_done(measurements, errors)
+    return measurements, errors
+
+
+class _Workers:
+    """`map` in this process (jobs = 1) or in a pool of fresh processes that receive
+    codec names, not codec objects (`registry.by_name`)."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.pool = None
+
+    def __enter__(self):
+        if self.jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def map(self, function, images, pending):
+        if self.pool is None:
+            return (function(image, sources) for image, sources in zip(images, pending))
+        names = [[source.name for source in sources] for sources in pending]
+        return self.pool.map(_measure_named, images, names)
+
+
+def _measure_named(image: TestImage, names: list[str]) -> list[tuple[list[dict], list[dict]]]:
+    from .registry import by_name
+
+    return _measure_image(image, by_name(names))
+
+
+def _measure_image(image: TestImage, sources: Sequence) -> list[tuple[list[dict], list[dict]]]:
+    """(measurements, errors) of every source on one image, in the order of `sources`."""
+    return [_measure(image, source) for source in sources]
+
+
+def _measure(image: TestImage, source) -> tuple[list[dict], list[dict]]:
+    measurements: list[dict] = []
+    errors: list[dict] = []
+    try:
+        for point in source.points(image.pixels):
+            record = {"image": image.name, "codec": source.name, "setting": point.setting}
+            record.update(measure(image.pixels, point.decoded, len(point.data)))
+            record["encode_s"] = point.encode_s
+            record["decode_s"] = point.decode_s
+            measurements.append(record)
+            problem = check_exactness(source, point.setting, record["max_abs_error"])
+            if problem:
+                errors.append({"image": image.name, "codec": source.name, "setting": point.setting, "error": problem})
+    except Exception as error:  # one failing codec must not end the whole run
+        errors.append({"image": image.name, "codec": source.name, "setting": None,
+                       "error": f"{type(error).__name__}: {error}"})
     return measurements, errors
 
 

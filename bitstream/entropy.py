@@ -22,13 +22,14 @@ was consumed, which catches truncated or padded payloads.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import constriction
 import numpy as np
 
 from . import ans
-from .contexts import CONTEXTS, PRIOR_LEVELS, activity_bucket, checker_halves, checker_levels, context_id
+from .contexts import CONTEXTS, PRIOR_LEVELS, activity_bucket, checker_halves, checker_levels, context_id, context_ids
 from .errors import CdcFormatError
 from .prediction import PREDICTION_CONTEXTS, predict_at, prediction_contexts
 
@@ -102,6 +103,12 @@ class SymbolTables:
         if residuals is None or residuals.contexts != PREDICTION_CONTEXTS or residuals.channels != len(predicted):
             raise ValueError("tables: residual tables do not match the predicted channels")
 
+    @functools.cached_property
+    def bit_costs(self) -> np.ndarray:
+        """-log2 of every table entry, (R, K) (inf past a row's end); computed once, for `move_bits`."""
+        with np.errstate(divide="ignore"):
+            return -np.log2(self.pmfs.astype(np.float64) / TABLE_TOTAL)
+
     @property
     def channels(self) -> int:
         return int(self.offsets.shape[0]) // self.contexts
@@ -146,6 +153,36 @@ class SymbolTables:
             total -= float(np.log2(residuals.probabilities(r)[idx]).sum())
             total += 16.0 * int(escaped.sum())
         return total
+
+
+def move_bits(
+    tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None, grid: tuple[int, int] | None, deltas: tuple[int, ...] = (-1, 1)
+) -> np.ndarray:
+    """Bits each symbol of a (C, N) latent would cost changed by each of `deltas`,
+    minus what it costs now: (len(deltas), C, N).
+
+    Every symbol keeps the context it has now (the change a move makes to its
+    neighbours' contexts is left out): an estimate that lets an encoder rank
+    single-symbol moves by their rate (`codec.symbol_search`), which then accepts
+    or rejects them on `ideal_bits`. Symbols of predicted channels cannot be
+    moved this way (their cost depends on their neighbours): +inf there.
+    """
+    symbols = _check_symbols(symbols, tables.channels)
+    prior = _check_prior(prior, tables.channels, symbols.shape[1])
+    ids = context_ids(symbols, prior, _check_grid(grid, symbols.shape[1])) if tables.contexts > 1 else 0
+    rows = np.arange(tables.channels)[:, None] * tables.contexts + ids
+    cost = tables.bit_costs
+    offsets, sizes = tables.offsets.astype(np.int64)[rows], tables.sizes.astype(np.int64)[rows]
+
+    def bits(values: np.ndarray) -> np.ndarray:
+        idx = values - offsets
+        escaped = (idx < 0) | (idx >= sizes)
+        return cost[rows, np.where(escaped, sizes, idx)] + 16.0 * escaped
+
+    now = bits(symbols)
+    change = np.stack([bits(symbols + delta) - now for delta in deltas])
+    change[:, list(tables.predicted)] = np.inf
+    return change
 
 
 def tables_from_counts(

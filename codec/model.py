@@ -70,6 +70,10 @@ class StageImages:
 #: next stage refines (the pipeline's in-loop post-filter). Without one, the reconstruction.
 LoopFilter = Callable[[int, StageImages], torch.Tensor]
 
+#: Called for each stage with (stage index, image, previous image, rounded symbols);
+#: returns the symbols to send instead (the pipeline's rate-distortion search).
+SymbolSearch = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 class CascadeCodec(nn.Module):
     def __init__(self, config: CodecConfig):
@@ -99,6 +103,7 @@ class CascadeCodec(nn.Module):
         quality: int | None = None,
         images: list | None = None,
         loop_filter: LoopFilter | None = None,
+        search: SymbolSearch | None = None,
     ) -> list[torch.Tensor]:
         """Integer symbols (as float tensors) of the first `stages` stages at one quality level.
 
@@ -106,13 +111,16 @@ class CascadeCodec(nn.Module):
         from the previous stages' rounded symbols (and, given `loop_filter`, passed
         through it after every stage, the last one included, so that the encoder
         can choose each stage's filter there). Pass a list as `images` to receive
-        every stage's `StageImages`.
+        every stage's `StageImages`. Given `search`, each stage sends the symbols it
+        returns instead of the rounded latent, and later stages refine those.
         """
         scale = self.scale(self.config.nominal_quality if quality is None else quality)
         prev = self.base(x)
         symbols = []
         for index, stage in enumerate(self.stages[:stages]):
             q = stage.quantize(stage.analyse(x, prev, scale))
+            if search is not None:
+                q = search(index, x, prev, q)
             symbols.append(q)
             if index + 1 < stages or images is not None or loop_filter is not None:  # else the last image is not needed
                 estimate, recon = stage.synthesise_parts(q, prev, scale)

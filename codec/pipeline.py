@@ -32,18 +32,22 @@ import numpy as np
 import torch
 
 from ..bitstream import CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
+from ..bitstream.entropy import move_bits
 from ..bitstream.filters import NO_FILTER, FilterMode, PostFilter, join_latent_section, split_latent_section
 from ..bitstream.residual import decode_residual, encode_residual, pixel_checksum
-from . import exact, postfilter
+from . import exact, postfilter, symbol_search
 from .geometry import crop_to, pad_to_multiple, padded_size
 from .images import image_to_array
 from .model import CascadeCodec, StageImages, array_to_symbols, stage_prior, symbols_to_array
 from .networks import lambda_for_step
-from .weights import ModelNotFoundError, load_codec, load_shipped
+from .weights import ModelNotFoundError, load_codec, load_shipped, trained_ms_ssim_share
 
 
 #: Largest maximum error a near-lossless stage accepts.
 MAX_ERROR_LIMIT = 64
+
+#: Rounds of symbol search per stage (`symbol_search.py`) a lossy encode runs unless told otherwise.
+DEFAULT_SEARCH_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ def encode(
     max_error: int | None = None,
     quality: int | None = None,
     post_filters: bool | None = None,
+    search_rounds: int | None = None,
+    search_ms_ssim_share: float | None = None,
 ) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
@@ -96,7 +102,15 @@ def encode(
     its bits at the stage's rate-distortion trade-off, and later stages refine
     the filtered image). By default they may, unless an exact stage follows: a
     lossless or near-lossless file is judged by its size, and its decoder does
-    not use them (only a decode of fewer stages would).
+    not use them (only a decode of fewer stages would). `search_rounds` is how
+    many rounds the encoder searches each stage's symbols for a better
+    rate-distortion trade-off than rounding (`symbol_search.py`): more rounds,
+    a slower encode, the same decoder. By default DEFAULT_SEARCH_ROUNDS, unless
+    an exact stage follows (the search weighs the lossy stages' own distortion,
+    not the size of the exact stage after them); 0 rounds every latent value.
+    The search's distortion mixes 1 − MS-SSIM into squared error by
+    `search_ms_ssim_share`; by default by the share the model was trained with
+    (`weights.trained_ms_ssim_share`).
     """
     loaded = get_model(model)
     codec = loaded.codec
@@ -109,6 +123,10 @@ def encode(
         raise ValueError("choose either lossless or a maximum error, not both")
     if max_error is not None and not 1 <= max_error <= MAX_ERROR_LIMIT:
         raise ValueError(f"maximum error must be 1-{MAX_ERROR_LIMIT}")
+    if search_rounds is None:
+        search_rounds = DEFAULT_SEARCH_ROUNDS if not lossless and max_error is None else 0
+    if search_rounds < 0:
+        raise ValueError("search rounds must be 0 or more")
     pixels = image_to_array(image)
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else 3
@@ -119,9 +137,14 @@ def encode(
     loop = None
     if post_filters:
         loop = _InLoopFilter(height, width, lambda index, inputs: _choose_filter(codec, index, quality, inputs, rgb))
+    search = None
+    if search_rounds:
+        if search_ms_ssim_share is None:
+            search_ms_ssim_share = trained_ms_ssim_share(codec.config.model_id)
+        search = _RateSearch(codec, quality, (height, width), search_rounds, search_ms_ssim_share)
     payloads, arrays = [], []
     previous = None
-    for index, q in enumerate(codec.analyse(x, stages, quality, loop_filter=loop)):
+    for index, q in enumerate(codec.analyse(x, stages, quality, loop_filter=loop, search=search)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
         latent = encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:]))
@@ -252,6 +275,33 @@ def _choose_filter(codec: CascadeCodec, index: int, quality: int, inputs: postfi
     height, width = rgb.shape[:2]
     lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
     return postfilter.choose(inputs, rgb, lam, height * width)
+
+
+class _RateSearch:
+    """Each stage's symbols searched for rate + λ·MSE under the stage's real tables
+    (a `model.SymbolSearch`, `symbol_search.py`). Keeps the symbols it chose: the
+    next stage's coding contexts depend on them."""
+
+    def __init__(self, codec: CascadeCodec, quality: int, picture: tuple[int, int], rounds: int, ms_ssim_share: float):
+        self.codec, self.quality, self.picture, self.rounds = codec, quality, picture, rounds
+        self.ms_ssim_share = ms_ssim_share
+        self.previous: torch.Tensor | None = None
+
+    def __call__(self, index: int, x: torch.Tensor, prev: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
+        stage = self.codec.stages[index]
+        tables = self.codec.tables_for(index, self.quality)
+        grid = tuple(rounded.shape[-2:])
+        prior = stage_prior(self.previous, grid, rounded.shape[1])
+
+        def moves(q: torch.Tensor) -> torch.Tensor:
+            change = move_bits(tables, symbols_to_array(q), prior, grid, symbol_search.MOVES)
+            return torch.from_numpy(change).reshape(len(symbol_search.MOVES), *q.shape).to(q.dtype)
+
+        rate = symbol_search.StageRate(lambda q: tables.ideal_bits(symbols_to_array(q), prior, grid), moves)
+        scale = self.codec.scale(self.quality)
+        lam = lambda_for_step(stage.config.step * scale)
+        self.previous = symbol_search.search_symbols(stage, x, prev, scale, rounded, rate, lam, self.picture, self.rounds, self.ms_ssim_share)
+        return self.previous
 
 
 class _InLoopFilter:

@@ -11,6 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+#: λ for 1 − MS-SSIM is the squared-error λ times this, wherever a loss mixes the two
+#: (training, `training.train.loss_distortion`; the encoder's symbol search). On the
+#: shipped MSE model, after each of its three stages, 1 − MS-SSIM is 34, 34 and 38
+#: times the squared error (pixels in [0, 1], 64 training crops of 128²;
+#: `python scripts/msssim_lambda.py --data ../shared/data/train-photos`), so this
+#: keeps both losses at about the same balance of rate and distortion. (1/37 was
+#: chosen from a first, uncommitted measurement with other crops per stage and
+#: the squared error before clamping: 34, 37, 42.)
+MS_SSIM_LAMBDA_SCALE = 1 / 37
+
 #: pytorch-msssim: 4 downsamplings of an 11-pixel window need a shorter side above 160.
 MS_SSIM_MIN_SIDE = 161
 

@@ -235,6 +235,18 @@ def model_record(model_id: str) -> dict:
     raise ModelNotFoundError(f"unknown model id {model_id!r}")
 
 
+def trained_ms_ssim_share(model_id: str) -> float:
+    """The share of 1 − MS-SSIM in the distortion the model was last trained for
+    (`training.train.ms_ssim_share`), from its manifest record: what the encoder's
+    symbol search weighs too. 0 (squared error) for a model the manifest does not know."""
+    try:
+        settings = model_record(model_id).get("training", {}).get("settings", {})
+    except ModelNotFoundError:
+        return 0.0
+    metric = settings.get("metric", "mse")
+    return {"mse": 0.0, "ms-ssim": 1.0}.get(metric, float(settings.get("ms_ssim_share", 0.0)))
+
+
 def _retired_message(entry: dict) -> str:
     name, commit = entry["file"], entry.get("weights_commit")
     if not commit:

@@ -1,7 +1,7 @@
 """Where MS_SSIM_LAMBDA_SCALE comes from: 1 − MS-SSIM against squared error after each stage of a model.
 
 `cdcodec train --metric ms-ssim` weighs 1 − MS-SSIM with the squared-error λ
-times codec.training.train.MS_SSIM_LAMBDA_SCALE. This prints, for every stage
+times codec.similarity.MS_SSIM_LAMBDA_SCALE. This prints, for every stage
 of a trained model on random training crops, both distortions (the training
 loss's own, `distortion`) and their ratio; the constant should sit within the range of the ratios.
 

@@ -441,3 +441,21 @@ def test_real_cdcodec_exact_sources_are_exact():
     for point in exact_points(image, ("lossless", 2)):
         bound = 0 if point.setting == "lossless" else point.setting
         assert np.abs(point.decoded.astype(int) - image.astype(int)).max() <= bound
+
+
+def test_jobs_give_the_same_measurements_in_the_same_order(tmp_path, image_dir):
+    """Worker processes get codec names, measure whole images and hand back what one process would have."""
+    codecs = "png,jpeg420,webp"
+    args = ["--images", str(image_dir), "--codecs", codecs, "--reference", "jpeg420"]
+    runs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        result = CliRunner().invoke(bench_command, [*args, "--jobs", jobs, "--out", str(out), "--plot", str(tmp_path / f"p{jobs}.png")])
+        assert result.exit_code == 0, result.output
+        runs[jobs] = json.loads(out.read_text())
+
+    def comparable(doc):
+        return [{k: v for k, v in m.items() if not k.endswith("_s")} for m in doc["measurements"]]
+
+    assert comparable(runs["2"]) == comparable(runs["1"])
+    assert len({m["image"] for m in runs["2"]["measurements"]}) > 1

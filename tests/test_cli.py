@@ -172,3 +172,18 @@ def test_quality_option(runner, photo, tiny_weights, tmp_path):
     assert sizes[0] < sizes[1]
     bad = runner.invoke(cli, ["encode", str(photo), str(tmp_path / "q9.cdc"), "--quality", "9", "--model", str(tiny_weights)])
     assert bad.exit_code == 1 and not (tmp_path / "q9.cdc").exists()
+
+
+def test_effort_is_the_search_rounds_and_its_help_names_the_default(runner, photo, tiny_weights, tmp_path):
+    from cdcodec.codec.pipeline import DEFAULT_SEARCH_ROUNDS, encode, get_model
+
+    assert f"(default: {DEFAULT_SEARCH_ROUNDS};" in runner.invoke(cli, ["encode", "--help"]).output
+    model = get_model(tiny_weights)
+    pixels = np.asarray(Image.open(photo))
+    for effort in ("0", "2"):
+        out = tmp_path / f"effort{effort}.cdc"
+        result = runner.invoke(cli, ["encode", str(photo), str(out), "--model", str(tiny_weights), "--effort", effort])
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes() == encode(pixels, model=model, search_rounds=int(effort))
+    result = runner.invoke(cli, ["encode", str(photo), str(tmp_path / "bad.cdc"), "--effort", "-1"])
+    assert result.exit_code != 0 and not (tmp_path / "bad.cdc").exists()

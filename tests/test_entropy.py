@@ -141,3 +141,39 @@ def test_neighbour_sum_is_the_padded_four_neighbour_sum(values, replicate_edge):
     padded = np.pad(values, 1, mode="edge" if replicate_edge else "constant")
     expected = padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
     assert np.array_equal(neighbour_sum(values, replicate_edge), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 6), st.integers(2, 6), st.sampled_from([-1, 1]), st.integers(0, 2**32 - 1))
+def test_move_bits_is_the_exact_change_where_a_move_touches_no_context(channels, height, width, delta, seed):
+    """A second-checkerboard-half symbol of the last channel sets no other symbol's
+    context, so its estimated change of bits must be the true one."""
+    from cdcodec.bitstream.contexts import PRIOR_LEVELS, checker_halves
+    from cdcodec.bitstream.entropy import move_bits
+
+    rng = np.random.default_rng(seed)
+    positions, grid = height * width, (height, width)
+    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
+    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    tables = context_tables(channels)
+    change = move_bits(tables, symbols, prior, grid, (delta,))[0]
+    assert change.shape == symbols.shape
+    before = tables.ideal_bits(symbols, prior, grid)
+    for position in checker_halves(grid)[1]:
+        moved = symbols.copy()
+        moved[-1, position] += delta
+        assert change[-1, position] == pytest.approx(tables.ideal_bits(moved, prior, grid) - before)
+
+
+def test_move_bits_prices_a_move_into_the_escape():
+    from cdcodec.bitstream.entropy import move_bits
+
+    tables = laplace_tables(2, width=5)  # values -2..2, no contexts
+    symbols = np.array([[2, 0], [0, 0]], dtype=np.int32)
+    up = move_bits(tables, symbols, None, None, (1,))[0]
+    escape = tables.bit_costs[0, tables.sizes[0]] + 16.0
+    assert up[0, 0] == pytest.approx(escape - tables.bit_costs[0, 4])
+    assert up[1, 1] == pytest.approx(tables.bit_costs[1, 3] - tables.bit_costs[1, 2])
+    moved = symbols.copy()
+    moved[0, 0] = 3
+    assert up[0, 0] == pytest.approx(tables.ideal_bits(moved) - tables.ideal_bits(symbols))

@@ -23,8 +23,9 @@ def test_latents_round_trip_symbol_exactly(tiny_model):
     image = smooth_image(24, 40)
     codec = tiny_model.codec
     symbols = codec.analyse(_to_tensor(image, codec.config.multiple), codec.num_stages)
-    # Without post-filters: with them, later stages refine the filtered image (test_postfilter.py).
-    parsed = unpack(encode(image, model=tiny_model, post_filters=False))
+    # Without post-filters (with them, later stages refine the filtered image: test_postfilter.py)
+    # and without the symbol search (test_symbol_search.py).
+    parsed = unpack(encode(image, model=tiny_model, post_filters=False, search_rounds=0))
     latents = [split_latent_section(payload)[1] for payload in parsed.payloads]
     for index, q in enumerate(symbols):
         expected = symbols_to_array(q)

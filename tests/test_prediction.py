@@ -113,3 +113,16 @@ def test_fitting_predicts_a_smooth_channel_and_not_a_noisy_one():
     prior = np.zeros((2, 64), dtype=np.int64)
     payload = encode_latent(batches[0], tables, prior, (8, 8))
     assert np.array_equal(decode_latent(payload, tables, 64, prior, (8, 8)), batches[0])
+
+
+def test_move_bits_forbids_moving_a_predicted_channel():
+    """A predicted channel's cost depends on its neighbours, which the per-symbol
+    estimate cannot see: the search must not move it."""
+    from cdcodec.bitstream.entropy import move_bits
+
+    grid = (3, 4)
+    symbols = np.arange(36, dtype=np.int32).reshape(3, 12) % 5 - 2
+    change = move_bits(predicted_tables(3, (1,)), symbols, np.zeros((3, 12), dtype=np.int64), grid)
+    assert change.shape == (2, 3, 12)
+    change = change[1]
+    assert np.isinf(change[1]).all() and np.isfinite(change[[0, 2]]).all()

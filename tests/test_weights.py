@@ -119,3 +119,21 @@ def test_retire_model_keeps_the_record_and_the_commit_that_holds_the_weights(tmp
         weights.manifest_entry("tiny")
     git("checkout", "-q", head, "--", f"trained/{old.name}")  # what the error message tells a user to do
     assert weights.file_digest(old) == record["sha256"]
+
+
+
+@pytest.mark.parametrize(
+    "settings, share",
+    [({"metric": "mse"}, 0.0), ({"metric": "ms-ssim", "ms_ssim_share": 0.5}, 1.0), ({"metric": "mixed", "ms_ssim_share": 0.3}, 0.3), ({}, 0.0)],
+)
+def test_the_search_weighs_what_a_model_was_trained_for(monkeypatch, settings, share):
+    from cdcodec.codec import weights
+
+    monkeypatch.setattr(weights, "model_record", lambda model_id: {"id": model_id, "training": {"settings": settings}})
+    assert weights.trained_ms_ssim_share("some-model") == share
+
+
+def test_an_unknown_model_is_searched_for_squared_error():
+    from cdcodec.codec.weights import trained_ms_ssim_share
+
+    assert trained_ms_ssim_share("no-such-model") == 0.0

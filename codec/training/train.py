@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ..model import CascadeCodec, CodecConfig, stage_prior, symbols_to_array
 from ..networks import lambda_for_step
+from ..similarity import MS_SSIM_LAMBDA_SCALE
 from ..weights import save_codec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import CropSampler
@@ -61,14 +62,6 @@ class TrainSettings:
 
 
 METRICS = ("mse", "ms-ssim", "mixed")
-#: λ for 1 − MS-SSIM is the squared-error λ times this. On the shipped MSE model,
-#: after each of its three stages, 1 − MS-SSIM is 34, 34 and 38 times the
-#: squared error (pixels in [0, 1], 64 training crops of 128²;
-#: `python scripts/msssim_lambda.py --data ../shared/data/train-photos`), so this
-#: keeps both losses at about the same balance of rate and distortion. (1/37 was
-#: chosen from a first, uncommitted measurement with other crops per stage and
-#: the squared error before clamping: 34, 37, 42.)
-MS_SSIM_LAMBDA_SCALE = 1 / 37
 #: pytorch-msssim's default 11-pixel window needs sides above 160 for its five
 #: scales; 7 pixels fit the 128² training crops (96 < 128).
 MS_SSIM_TRAIN_WINDOW = 7

@@ -1,0 +1,69 @@
+"""Does the encoder's symbol search pay, and how much per round? (`codec/symbol_search.py`)
+
+Encodes Kodak images at each chosen quality level twice, with plain rounding
+(`search_rounds=0`) and with the search (`--rounds R`), post-filters on as the
+encoder's default, decodes every stage prefix, and prints both arms' mean
+points and the BD-rate of the search against rounding (PCHIP on upper
+envelopes, MS-SSIM in dB). Rates are real file bytes.
+
+    python scripts/symbol_search_probe.py --images 4 --levels 0,2,4 --rounds 4 --threads 2
+
+`--images n` takes every 24/n-th Kodak image (4: kodim01, 07, 13, 19).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cdcodec.bench import metrics
+from cdcodec.bitstream import truncate, unpack
+from cdcodec.codec.pipeline import decode, encode, get_model
+
+from paired_points import print_paired
+
+KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model id or weights file (default: the default model)")
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--levels", default="0,2,4")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--ms-ssim-share", type=float, default=None,
+                        help="the search's share of 1 - MS-SSIM in its distortion (default: the model's training share)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    loaded = get_model(args.model)
+    levels = [int(v) for v in args.levels.split(",")]
+    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
+    if not images:
+        raise SystemExit(f"no Kodak images in {KODAK}")
+    points = {0: {}, args.rounds: {}}  # rounds -> (level, stages) -> [(bpp, PSNR, MS-SSIM)]
+    seconds = {0: 0.0, args.rounds: 0.0}
+    for path in images:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        for level in levels:
+            for rounds in points:
+                start = time.perf_counter()
+                data = encode(rgb, quality=level, model=loaded, search_rounds=rounds, search_ms_ssim_share=args.ms_ssim_share)
+                seconds[rounds] += time.perf_counter() - start
+                for k in range(1, unpack(data).stages_present + 1):
+                    prefix = truncate(data, k)
+                    m = metrics.measure(rgb, decode(prefix, model=loaded), len(prefix))
+                    points[rounds].setdefault((level, k), []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
+        print(path.name, "done", flush=True)
+    encodes = len(images) * len(levels)
+    print(f"mean encode seconds: rounding {seconds[0] / encodes:.1f}, search {seconds[args.rounds] / encodes:.1f}")
+    print_paired(points[0], points[args.rounds], ("rounded", f"{args.rounds} rounds"), "level stages")
+
+
+if __name__ == "__main__":
+    main()
