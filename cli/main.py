@@ -212,7 +212,8 @@ def truncate(input_path: Path, output: Path, stages: int, force: bool) -> None:
 def _report_sizes(data: bytes) -> None:
     info = describe_file(data)
     sizes = ", ".join(f"stage {s['stage']} {s['bytes']} B" for s in info["stages"] if s["present"])
-    report(f"{info['file_bytes']} bytes, {info['bpp']:.4f} bpp ({info['width']}x{info['height']}); {sizes}")
+    bpp = 8 * info["file_bytes"] / (info["width"] * info["height"])  # not info["bpp"]: already rounded to 5 places
+    report(f"{info['file_bytes']} bytes, {bpp:.4f} bpp ({info['width']}x{info['height']}); {sizes}")
 
 
 @cli.group(

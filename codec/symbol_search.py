@@ -34,6 +34,10 @@ from .stage import SYMBOL_LIMIT, ResidualStage
 #: The single-symbol moves the search considers.
 MOVES = (-1, 1)
 
+#: The share of the improving moves (best-ranked first) the first round tries first;
+#: on Kodak all of them, or half, never lowered the objective (trials logged in
+#: results/codec-study/symbol-search.md), because the moves interact.
+FIRST_SHARE = 1 / 4
 #: The smallest share of the improving moves a round tries before giving up.
 SMALLEST_SHARE = 1 / 32
 
@@ -72,8 +76,8 @@ def search_symbols(
         ms_ssim_share = 0.0
 
     def distortion(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(λ·MSE of the stage's reconstruction from q, q as the leaf of its graph): a
-        trial's forward pass serves the next round's gradient once it is accepted."""
+        """(λ·distortion of the stage's reconstruction from q, q as the leaf of its graph):
+        a trial's forward pass serves the next round's gradient once it is accepted."""
         leaf = q.detach().requires_grad_(True)
         with torch.enable_grad():
             recon = stage.synthesise(leaf, prev, scale)[..., :height, :width]
@@ -92,6 +96,7 @@ def search_symbols(
     curvature = lam * step * step * norms / (3 * pixels)
     best = symbols
     current, (value, leaf) = objective(best)
+    share = FIRST_SHARE
     for _ in range(rounds):
         (gradient,) = torch.autograd.grad(value, leaf)
         gain = torch.zeros_like(best)
@@ -101,24 +106,29 @@ def search_symbols(
             better = estimate < gain
             gain = torch.where(better, estimate, gain)
             move = torch.where(better, torch.full_like(best, float(delta)), move)
-        improved = _apply_best_share(best, gain, move, current, objective)
+        improved = _apply_best_share(best, gain, move, current, objective, share)
         if improved is None:
             break
-        best, current, (value, leaf) = improved
+        best, current, (value, leaf), share = improved
     return best
 
 
-def _apply_best_share(symbols, gain, move, current, objective):
-    """(symbols with the best-ranked share of the moves applied, their objective and
-    its measured parts) for the largest share (all, half, a quarter, ... down to
-    SMALLEST_SHARE) whose objective falls below `current`; None when none does."""
+def _apply_best_share(symbols, gain, move, current, objective, share: float):
+    """(symbols with the best-ranked share of the moves applied, their objective, its
+    measured parts, the share) for the largest share, from `share` down by halves to
+    SMALLEST_SHARE, whose objective falls below `current`; None when none does.
+
+    The moves interact (neighbouring symbols shape the same pixels and each
+    other's contexts), so applying all that look good at once loses; a round
+    starts at the share its predecessor kept, because each trial costs a
+    decoder pass and the share that pays only shrinks as the symbols improve.
+    """
     candidates = gain[move != 0]
-    share = 1.0
     while candidates.numel() and share >= SMALLEST_SHARE:
         threshold = torch.quantile(candidates.float(), share) if share < 1 else 0.0
         trial = (symbols + move * ((move != 0) & (gain <= threshold))).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
         value, measured = objective(trial)
         if value < current:
-            return trial, value, measured
+            return trial, value, measured, share
         share /= 2
     return None
