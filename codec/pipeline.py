@@ -2,7 +2,8 @@
 
 encode: image -> uint8 array -> float tensor, padded to the block multiple ->
 per-stage integer symbols (each stage's encoder sees what the decoder will
-have) and, per stage, a post-filter fitted to its reconstruction
+have; rounded, then searched for a better rate-distortion trade-off,
+`symbol_search.py`) and, per stage, a post-filter fitted to its reconstruction
 (`postfilter.py`) -> the entropy-coded symbols -> container bytes.
 
 decode: container bytes -> header checks (model id, weights digest, geometry)
@@ -278,9 +279,9 @@ def _choose_filter(codec: CascadeCodec, index: int, quality: int, inputs: postfi
 
 
 class _RateSearch:
-    """Each stage's symbols searched for rate + λ·MSE under the stage's real tables
-    (a `model.SymbolSearch`, `symbol_search.py`). Keeps the symbols it chose: the
-    next stage's coding contexts depend on them."""
+    """Each stage's symbols searched for rate + λ·distortion under the stage's real
+    tables (a `model.SymbolSearch`, `symbol_search.py`). Keeps the symbols it
+    chose: the next stage's coding contexts depend on them."""
 
     def __init__(self, codec: CascadeCodec, quality: int, picture: tuple[int, int], rounds: int, ms_ssim_share: float):
         self.codec, self.quality, self.picture, self.rounds = codec, quality, picture, rounds

@@ -1,4 +1,4 @@
-"""A rate-distortion search over one stage's symbols (the encoder's optional extra effort).
+"""A rate-distortion search over one stage's symbols (the encoder's effort, `encode --effort`).
 
 The encoder's plain choice rounds each latent value to the nearest integer.
 That need not minimise the stage's objective, rate + λ·distortion: the refine
@@ -34,9 +34,9 @@ from .stage import SYMBOL_LIMIT, ResidualStage
 #: The single-symbol moves the search considers.
 MOVES = (-1, 1)
 
-#: The share of the improving moves (best-ranked first) the first round tries first;
-#: on Kodak all of them, or half, never lowered the objective (trials logged in
-#: results/codec-study/symbol-search.md), because the moves interact.
+#: The share of the improving moves (best-ranked first) the first round tries first:
+#: in an encode of kodim01, all of them, or half, never lowered the objective
+#: (results/codec-study/symbol-search.md), because the moves interact.
 FIRST_SHARE = 1 / 4
 #: The smallest share of the improving moves a round tries before giving up.
 SMALLEST_SHARE = 1 / 32
