@@ -52,8 +52,8 @@ def _select(spec: str | None) -> list:
               help="BD-rate interpolation: piecewise-cubic Hermite or Bjøntegaard's cubic fit.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Measure this many images at once, each in its own process (set OMP_NUM_THREADS=1 "
-                   "so that they do not also share threads). Results are the same; wall times per point "
-                   "are each process's own.")
+                   "so that they do not also share threads). The records are those one process with the "
+                   "same thread count makes; wall times per point are each process's own.")
 def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, reuse_path, bd_method, jobs):
     """Rate-distortion benchmark of cdcodec against JPEG, WebP, JPEG 2000, AVIF, JPEG XL and lossless codecs."""
     from tqdm import tqdm

@@ -49,6 +49,10 @@ MAX_ERROR_LIMIT = 64
 
 #: Rounds of symbol search per stage (`symbol_search.py`) a lossy encode runs unless told otherwise.
 DEFAULT_SEARCH_ROUNDS = 4
+#: Pictures larger than this are not searched unless asked to: the search keeps the refine
+#: CNN's activations for its gradient (about 32 floats per pixel and layer), which for a
+#: 12-megapixel photo would take well over 10 GB.
+SEARCH_DEFAULT_MAX_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ def encode(
     rate-distortion trade-off than rounding (`symbol_search.py`): more rounds,
     a slower encode, the same decoder. By default DEFAULT_SEARCH_ROUNDS, unless
     an exact stage follows (the search weighs the lossy stages' own distortion,
-    not the size of the exact stage after them); 0 rounds every latent value.
+    not the size of the exact stage after them) or the picture has more than
+    SEARCH_DEFAULT_MAX_PIXELS (its memory); 0 rounds every latent value.
     The search's distortion mixes 1 − MS-SSIM into squared error by
     `search_ms_ssim_share`; by default by the share the model was trained with
     (`weights.trained_ms_ssim_share`).
@@ -124,12 +129,13 @@ def encode(
         raise ValueError("choose either lossless or a maximum error, not both")
     if max_error is not None and not 1 <= max_error <= MAX_ERROR_LIMIT:
         raise ValueError(f"maximum error must be 1-{MAX_ERROR_LIMIT}")
-    if search_rounds is None:
-        search_rounds = DEFAULT_SEARCH_ROUNDS if not lossless and max_error is None else 0
-    if search_rounds < 0:
+    if search_rounds is not None and search_rounds < 0:
         raise ValueError("search rounds must be 0 or more")
     pixels = image_to_array(image)
     height, width = pixels.shape[:2]
+    if search_rounds is None:
+        searched = not lossless and max_error is None and height * width <= SEARCH_DEFAULT_MAX_PIXELS
+        search_rounds = DEFAULT_SEARCH_ROUNDS if searched else 0
     channels = 1 if pixels.ndim == 2 else 3
     if post_filters is None:
         post_filters = not lossless and max_error is None

@@ -125,7 +125,9 @@ def _apply_best_share(symbols, gain, move, current, objective, share: float):
     """
     candidates = gain[move != 0]
     while candidates.numel() and share >= SMALLEST_SHARE:
-        threshold = torch.quantile(candidates.float(), share) if share < 1 else 0.0
+        # The order statistic torch.quantile would interpolate from (it refuses more than
+        # 2^24 values; a large photo's stage has more candidates than that).
+        threshold = torch.kthvalue(candidates, int((candidates.numel() - 1) * share) + 1).values if share < 1 else 0.0
         trial = (symbols + move * ((move != 0) & (gain <= threshold))).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
         value, measured = objective(trial)
         if value < current:
