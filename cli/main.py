@@ -100,7 +100,7 @@ _model_option = click.option(
     type=click.IntRange(0, 16),
     default=None,
     help="Encoder effort: rounds of rate-distortion search over each stage's symbols (default: 4; 0 with "
-    "--lossless or --max-error, and above 4 megapixels, where the search needs many GB). 0 rounds every latent value to the nearest integer, the fastest encode; "
+    "--lossless or --max-error, and above 4 megapixels, where the search's memory grows large). 0 rounds every latent value to the nearest integer, the fastest encode; "
     "each round moves symbols by ±1 where that lowers bits + λ·distortion. More rounds: fewer bits for "
     "the same quality and a slower encode; decoding is the same.",
 )

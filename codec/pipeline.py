@@ -51,7 +51,7 @@ MAX_ERROR_LIMIT = 64
 DEFAULT_SEARCH_ROUNDS = 4
 #: Pictures larger than this are not searched unless asked to: the search keeps the refine
 #: CNN's activations for its gradient (about 32 floats per pixel and layer), which for a
-#: 12-megapixel photo would take well over 10 GB.
+#: 12-megapixel photo would come, by that count (not measured), to over 10 GB.
 SEARCH_DEFAULT_MAX_PIXELS = 4_000_000
 
 
@@ -280,8 +280,13 @@ def _choose_filter(codec: CascadeCodec, index: int, quality: int, inputs: postfi
     `_filter_inputs`: fitted on the image, kept only where it pays at the stage's λ
     (`postfilter.choose`)."""
     height, width = rgb.shape[:2]
-    lam = lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
-    return postfilter.choose(inputs, rgb, lam, height * width)
+    return postfilter.choose(inputs, rgb, _stage_lambda(codec, index, quality), height * width)
+
+
+def _stage_lambda(codec: CascadeCodec, index: int, quality: int) -> float:
+    """Stage `index`'s rate-distortion weight at a quality level, which its encoder-side
+    choices (post-filter, symbol search) trade bits against."""
+    return lambda_for_step(codec.stages[index].config.step * codec.scale(quality))
 
 
 class _RateSearch:
@@ -305,9 +310,10 @@ class _RateSearch:
             return torch.from_numpy(change).reshape(len(symbol_search.MOVES), *q.shape).to(q.dtype)
 
         rate = symbol_search.StageRate(lambda q: tables.ideal_bits(symbols_to_array(q), prior, grid), moves)
-        scale = self.codec.scale(self.quality)
-        lam = lambda_for_step(stage.config.step * scale)
-        self.previous = symbol_search.search_symbols(stage, x, prev, scale, rounded, rate, lam, self.picture, self.rounds, self.ms_ssim_share)
+        lam = _stage_lambda(self.codec, index, self.quality)
+        self.previous = symbol_search.search_symbols(
+            stage, x, prev, self.codec.scale(self.quality), rounded, rate, lam, self.picture, self.rounds, self.ms_ssim_share
+        )
         return self.previous
 
 

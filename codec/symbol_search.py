@@ -81,7 +81,9 @@ def search_symbols(
         leaf = q.detach().requires_grad_(True)
         with torch.enable_grad():
             recon = stage.synthesise(leaf, prev, scale)[..., :height, :width]
-            value = (1 - ms_ssim_share) * ((recon - x[..., :height, :width]) ** 2).mean()
+            value = torch.zeros((), dtype=recon.dtype)
+            if ms_ssim_share < 1:  # a term with no weight is not computed, as in training
+                value = value + (1 - ms_ssim_share) * ((recon - x[..., :height, :width]) ** 2).mean()
             if ms_ssim_share:
                 similarity = ms_ssim(recon.clamp(0, 1), x[..., :height, :width], data_range=1.0)
                 value = value + ms_ssim_share * MS_SSIM_LAMBDA_SCALE * (1 - similarity)
