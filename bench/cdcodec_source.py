@@ -31,15 +31,16 @@ def _quality_levels(cdcodec, model: str | None = None) -> list[int | None]:
     return [None] if count is None else list(range(count(model)))
 
 
-def cdcodec_points(image: np.ndarray, model: str | None = None):
+def cdcodec_points(image: np.ndarray, model: str | None = None, **encode_options):
     """For every quality level: encode `image` once with all stages, then yield each stage prefix.
 
     Every point carries its level's full encode time, since one encode makes all its prefixes.
+    `encode_options` go to every encode (e.g. search_ms_ssim_share=0.0, `encode --tune psnr`).
     """
     cdcodec = importlib.import_module("cdcodec")
     bitstream = importlib.import_module("cdcodec.bitstream")
     for quality in _quality_levels(cdcodec, model):
-        options = {"model": model} if quality is None else {"quality": quality, "model": model}
+        options = {"model": model, **encode_options} if quality is None else {"quality": quality, "model": model, **encode_options}
         data, encode_s = timed(lambda: cdcodec.encode(image, **options))
         total = bitstream.unpack(data).stages_present
         for stages in range(1, total + 1):
@@ -72,9 +73,10 @@ def warm_up(model: str | None = None) -> None:
 class CdcodecSource:
     """Duck-types `codecs.Codec` for the runner: name, label, kind, availability, points."""
 
-    def __init__(self, name: str, label: str, kind: str, settings=None, model: str | None = None) -> None:
+    def __init__(self, name: str, label: str, kind: str, settings=None, model: str | None = None, encode_options: dict | None = None) -> None:
         self.name, self.label, self.kind, self.settings = name, label, kind, tuple(settings or ())
         self.model = model
+        self.encode_options = dict(encode_options or {})
         self.setting_name = "quality level and stages" if kind == LOSSY else "mode (1 lossy stage at quality 0 below)"
         self.params = {
             "library": "cdcodec",
@@ -82,6 +84,7 @@ class CdcodecSource:
             if kind == LOSSY
             else "encode --stages 1 --quality 0 with an exact final stage, decode all",
             "model": model or "default",
+            **({"encode_options": self.encode_options} if self.encode_options else {}),
         }
         self._warm = False
 
@@ -112,7 +115,7 @@ class CdcodecSource:
             warm_up(self.model)
             self._warm = True
         if self.kind == LOSSY:
-            return cdcodec_points(image, self.model)
+            return cdcodec_points(image, self.model, **self.encode_options)
         return exact_points(image, self.settings)
 
 
@@ -122,3 +125,5 @@ CDCODEC_NEAR = CdcodecSource("cdcodec-near", "cdcodec near-lossless", NEAR_LOSSL
 #: The second shipped model, trained for MS-SSIM instead of squared error.
 MS_SSIM_MODEL = "cdc-msssim-4"
 CDCODEC_MSSSIM = CdcodecSource("cdcodec-msssim", "cdcodec, MS-SSIM model", LOSSY, model=MS_SSIM_MODEL)
+#: The default model with the encoder's search weighing squared error alone (`encode --tune psnr`).
+CDCODEC_PSNR = CdcodecSource("cdcodec-psnr", "cdcodec --tune psnr", LOSSY, encode_options={"search_ms_ssim_share": 0.0})

@@ -16,6 +16,20 @@ the best-ranked share of the moves is applied only if the objective, recomputed
 with the decoder and the tables' exact information content, falls. So the
 search never ends worse than rounding, by the measure it optimises.
 
+When the distortion is squared error alone (`encode --tune psnr`), a round
+does better (`_apply_measured_block_moves`): it takes the best-ranked move of each
+block and measures what each of those really does before keeping it. That is
+cheap because a symbol shapes only its own block and, through the refine
+CNN's 9×9 receptive field, a margin of 4 pixels around it: moves in blocks two
+apart never touch the same pixel, so four decoder passes (one per position in
+a 2×2 cell of blocks) measure one move in every block, and squared error
+splits exactly into those pixels. Measuring matters: the estimate alone
+promised several times the fall of distortion the moves delivered
+(results/codec-study/symbol-search.md). MS-SSIM does not split into pixels;
+taken to first order and scaled to its exact change, block by block, it gave
+a lower MS-SSIM than the shares in a trial, so a distortion that holds it
+keeps the shares.
+
 Why not the training-time Laplace prior as the rate: it prices symbols unlike
 the context-coded tables, and a search led by it lost (results/codec-study/greedy-rdo.md).
 """
@@ -74,22 +88,26 @@ def search_symbols(
     pixels = height * width
     if min(height, width) < MS_SSIM_MIN_SIDE:
         ms_ssim_share = 0.0
+    target = x[..., :height, :width]
 
-    def distortion(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(λ·distortion of the stage's reconstruction from q, q as the leaf of its graph):
-        a trial's forward pass serves the next round's gradient once it is accepted."""
+    def reconstruct(q: torch.Tensor) -> torch.Tensor:
+        return stage.synthesise(q, prev, scale)[..., :height, :width]
+
+    def distortion(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(λ·distortion of the stage's reconstruction from q, q as the leaf of its graph, the
+        reconstruction): a trial's forward pass serves the next round's gradient once it is accepted."""
         leaf = q.detach().requires_grad_(True)
         with torch.enable_grad():
-            recon = stage.synthesise(leaf, prev, scale)[..., :height, :width]
+            recon = reconstruct(leaf)
             value = torch.zeros((), dtype=recon.dtype)
             if ms_ssim_share < 1:  # a term with no weight is not computed, as in training
-                value = value + (1 - ms_ssim_share) * ((recon - x[..., :height, :width]) ** 2).mean()
+                value = value + (1 - ms_ssim_share) * ((recon - target) ** 2).mean()
             if ms_ssim_share:
-                similarity = ms_ssim(recon.clamp(0, 1), x[..., :height, :width], data_range=1.0)
+                similarity = ms_ssim(recon.clamp(0, 1), target, data_range=1.0)
                 value = value + ms_ssim_share * MS_SSIM_LAMBDA_SCALE * (1 - similarity)
-            return lam * value, leaf
+            return lam * value, leaf, recon.detach()
 
-    def objective(q: torch.Tensor) -> tuple[float, tuple[torch.Tensor, torch.Tensor]]:
+    def objective(q: torch.Tensor) -> tuple[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         measured = distortion(q)
         return rate.bits(q) / pixels + float(measured[0].detach()), measured
 
@@ -97,22 +115,78 @@ def search_symbols(
     norms = (stage.transform.synthesis.weight.detach() ** 2).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
     curvature = lam * step * step * norms / (3 * pixels)
     best = symbols
-    current, (value, leaf) = objective(best)
+    current, (value, leaf, recon) = objective(best)
     share = FIRST_SHARE
     for _ in range(rounds):
         (gradient,) = torch.autograd.grad(value, leaf)
-        gain = torch.zeros_like(best)
-        move = torch.zeros_like(best)
-        for delta, bits in zip(MOVES, rate.move_bits(best)):
-            estimate = gradient * delta + curvature * delta * delta + bits / pixels
-            better = estimate < gain
-            gain = torch.where(better, estimate, gain)
-            move = torch.where(better, torch.full_like(best, float(delta)), move)
-        improved = _apply_best_share(best, gain, move, current, objective, share)
+        gain, move, move_rate = _best_moves(gradient, curvature, rate.move_bits(best) / pixels)
+        if ms_ssim_share:
+            improved = _apply_best_share(best, gain, move, current, objective, share)
+            if improved is not None:
+                share = improved[-1]
+        else:
+            before = (recon - target) ** 2
+
+            @torch.no_grad()
+            def change(q: torch.Tensor, before: torch.Tensor = before) -> torch.Tensor:
+                """Per pixel (H, W): λ·squared error of q's reconstruction less the current one's."""
+                return (lam / target.numel() * ((reconstruct(q) - target) ** 2 - before)).sum(dim=(0, 1))
+
+            improved = _apply_measured_block_moves(best, gain, move, move_rate, current, objective, change, stage.config.block)
         if improved is None:
             break
-        best, current, (value, leaf), share = improved
+        best, current, (value, leaf, recon) = improved[:3]
     return best
+
+
+def _best_moves(gradient: torch.Tensor, curvature: torch.Tensor, move_rates: torch.Tensor):
+    """(estimated change of the objective, move, its change of bits/pixel) of each symbol's
+    best move among MOVES (`move_rates`: bits/pixel of each); move 0 and gain 0 where
+    none is estimated to help."""
+    gain = torch.zeros_like(gradient)
+    move = torch.zeros_like(gradient)
+    move_rate = torch.zeros_like(gradient)
+    for delta, bits in zip(MOVES, move_rates):
+        estimate = gradient * delta + curvature * delta * delta + bits
+        better = estimate < gain
+        gain = torch.where(better, estimate, gain)
+        move = torch.where(better, torch.full_like(gain, float(delta)), move)
+        move_rate = torch.where(better, bits, move_rate)
+    return gain, move, move_rate
+
+
+def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objective, change, block: int):
+    """As `_apply_best_share`, for a distortion that splits into pixels: (symbols with each
+    block's best-ranked move applied where it measures as a gain, their objective, its
+    measured parts) if the objective falls below `current`; None otherwise.
+
+    `change(q)` is the per-pixel change of λ·distortion from the current symbols to q.
+    Each of four passes moves the blocks at one position of every 2×2 cell of
+    blocks; a pixel's change is charged to the moved block whose cell, centred on
+    it, holds the pixel, which reaches half a block beyond it: all that the move
+    changes where the refine CNN reaches no further (the shipped models: 4 layers
+    of 3×3, blocks of 8 and 16 pixels). The rate is `move_bits`' (each symbol in its
+    current context); the objective of the whole trial counts the contexts' changes too.
+    """
+    lh, lw = symbols.shape[-2:]
+    best_gain, channel = gain.min(dim=1, keepdim=True)
+    chosen = torch.zeros_like(symbols, dtype=torch.bool).scatter_(1, channel, True) & (best_gain < 0)
+    kept = torch.zeros_like(chosen)
+    for row in (0, 1):
+        for col in (0, 1):
+            position = torch.zeros(lh, lw, dtype=torch.bool)
+            position[row::2, col::2] = True
+            trying = chosen & position
+            if not trying.any():
+                continue
+            moved = (symbols + move * trying).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
+            distortion = _sum_around_blocks(change(moved), block, row, col, (lh, lw))
+            kept |= trying & (distortion + (move_rate * trying).sum(dim=1)[0] < 0)
+    if not kept.any():
+        return None
+    trial = (symbols + move * kept).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
+    value, measured = objective(trial)
+    return (trial, value, measured) if value < current else None
 
 
 def _apply_best_share(symbols, gain, move, current, objective, share: float):
@@ -136,3 +210,20 @@ def _apply_best_share(symbols, gain, move, current, objective, share: float):
             return trial, value, measured, share
         share /= 2
     return None
+
+
+def _sum_around_blocks(per_pixel: torch.Tensor, block: int, row: int, col: int, grid: tuple[int, int]) -> torch.Tensor:
+    """(lh, lw): at block (row + 2i, col + 2j), the sum of `per_pixel` (H, W; the picture,
+    which the grid of blocks may overhang) over the 2 × 2 blocks centred on it; zero elsewhere."""
+    lh, lw = grid
+    period, half = 2 * block, block // 2
+    top, left = row * block - half, col * block - half  # where the first cell starts (may be < 0)
+    rows, cols = len(range(row, lh, 2)), len(range(col, lw, 2))
+    canvas = per_pixel.new_zeros(rows * period, cols * period)
+    source = per_pixel[max(0, top) :, max(0, left) :]
+    down, right = max(0, -top), max(0, -left)
+    source = source[: canvas.shape[0] - down, : canvas.shape[1] - right]
+    canvas[down : down + source.shape[0], right : right + source.shape[1]] = source
+    sums = per_pixel.new_zeros(lh, lw)
+    sums[row::2, col::2] = canvas.reshape(rows, period, cols, period).sum(dim=(1, 3))
+    return sums

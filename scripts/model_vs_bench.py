@@ -12,6 +12,12 @@ the results file must have been measured on the same images.
     python scripts/model_vs_bench.py --model /path/to/candidate.safetensors \\
         --images ../shared/data/kodak --results results/bench/kodak.json --bpp-window 0.25 1.5 \\
         --out /tmp/candidate.json
+
+`--tune psnr` measures the model with the encoder's search weighing squared
+error alone (`cdcodec encode --tune psnr`), `--effort R` with R rounds of search;
+`--jobs N` encodes N images at a time, one torch thread each, in spawned worker
+processes. Without `--images`, the photos bundled with scikit-image (`cdcodec
+bench`'s default set, `results/bench/skimage.json`).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 
 from cdcodec.bench.cdcodec_source import cdcodec_points, warm_up
 from cdcodec.bench.codecs import LOSSY
-from cdcodec.bench.images import folder_images
+from cdcodec.bench.images import bundled_images, folder_images
 from cdcodec.bench.metrics import measure
 from cdcodec.codec.pipeline import get_model
 
@@ -36,36 +44,56 @@ from rereference import print_bd_table  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="shipped model id or .safetensors file")
-    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--images", type=Path, help="folder of images (default: the photos bundled with scikit-image, as `cdcodec bench`)")
     parser.add_argument("--results", type=Path, required=True, help="bench results JSON with the baselines")
     parser.add_argument("--reference", default="webp")
     parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"))
     parser.add_argument("--out", type=Path, help="write the results file with the candidate's points added")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", default="candidate", help="the candidate's codec name in the results (to add a second one to an --out file)")
+    parser.add_argument("--tune", choices=("model", "psnr"), default="model", help="what the encoder's search weighs (as `cdcodec encode --tune`)")
+    parser.add_argument("--effort", type=int, default=None, help="rounds of the encoder's search (as `cdcodec encode --effort`; default: its default)")
+    parser.add_argument("--jobs", type=int, default=1, help="images encoded at a time, one thread each (with --jobs above 1)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     doc = json.loads(args.results.read_text())
-    images = folder_images(args.images)
+    images = folder_images(args.images) if args.images else bundled_images()
     if sorted(image.name for image in images) != sorted(entry["name"] for entry in doc["images"]):
         raise SystemExit("the results file was measured on other images")
     if any(codec["name"] == args.name for codec in doc["codecs"]):
         raise SystemExit(f"the results file already has a codec named {args.name!r}: pass another --name")
-    model = get_model(args.model)  # loaded once: a weights path given as such would be read at every call
-    warm_up(model)
+    options = {"search_ms_ssim_share": 0.0} if args.tune == "psnr" else {}
+    if args.effort is not None:
+        options["search_rounds"] = args.effort
     points = []
-    for image in images:
-        for point in cdcodec_points(image.pixels, model):
-            measured = measure(image.pixels, point.decoded, len(point.data))
-            points.append({"image": image.name, "codec": args.name, "setting": point.setting, **measured,
-                           "encode_s": point.encode_s, "decode_s": point.decode_s})
-        print(f"{image.name}: {sum(p['image'] == image.name for p in points)} points", flush=True)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            for image, measured in zip(images, pool.map(_image_points, images, *([value] * len(images) for value in (args.model, options, 1)))):
+                points.extend(dict(point, codec=args.name) for point in measured)
+                print(f"{image.name}: {len(measured)} points", flush=True)
+    else:
+        torch.set_num_threads(args.threads)
+        for image in images:
+            measured = _image_points(image, args.model, options, args.threads)
+            points.extend(dict(point, codec=args.name) for point in measured)
+            print(f"{image.name}: {len(measured)} points", flush=True)
     doc = dict(doc, codecs=doc["codecs"] + [{"name": args.name, "kind": LOSSY, "label": f"cdcodec ({args.model})"}],
                measurements=doc["measurements"] + points)
-    doc.setdefault("candidates", {})[args.name] = {"model": args.model, "command": " ".join(sys.argv)}
+    doc.setdefault("candidates", {})[args.name] = {"model": args.model, "tune": args.tune, "effort": args.effort, "command": " ".join(sys.argv)}
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1))
     print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
+
+
+def _image_points(image, model_spec: str, encode_options: dict, threads: int) -> list[dict]:
+    """Every operating point of one image, measured as the bench does (a worker's job with --jobs)."""
+    torch.set_num_threads(threads)
+    model = get_model(model_spec)  # loaded once: a weights path given as such would be read at every call
+    warm_up(model)
+    points = []
+    for point in cdcodec_points(image.pixels, model, **encode_options):
+        measured = measure(image.pixels, point.decoded, len(point.data))
+        points.append({"image": image.name, "setting": point.setting, **measured, "encode_s": point.encode_s, "decode_s": point.decode_s})
+    return points
 
 
 if __name__ == "__main__":

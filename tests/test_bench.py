@@ -16,7 +16,7 @@ from PIL import Image
 
 import cdcodec
 from cdcodec.bench import bdrate, metrics
-from cdcodec.bench.cdcodec_source import CDCODEC, CDCODEC_MSSSIM, MS_SSIM_MODEL, cdcodec_points
+from cdcodec.bench.cdcodec_source import CDCODEC, CDCODEC_MSSSIM, CDCODEC_PSNR, MS_SSIM_MODEL, cdcodec_points
 from cdcodec.bench.codecs import BASELINES, LOSSLESS, LOSSY, NEAR_LOSSLESS, baseline
 from cdcodec.bench.command import bench_command
 from cdcodec.bench.curves import average_curve, quality_at_rate
@@ -269,6 +269,22 @@ def test_ms_ssim_source_codes_with_its_own_model(monkeypatch):
     points = list(CDCODEC_MSSSIM.points(synthetic()))
     assert len(points) == 3
     assert set(encode.models) == {MS_SSIM_MODEL}  # warm-up, encode and every prefix's decode
+
+
+def test_psnr_source_codes_with_the_search_on_squared_error_alone(monkeypatch):
+    """`cdcodec-psnr` is `cdcodec encode --tune psnr`: the default model, search_ms_ssim_share 0."""
+    encode = _fake_cdcodec(monkeypatch)
+    options = []
+
+    def tuned(image, quality=None, model=None, **kwargs):
+        options.append(kwargs)
+        return encode(image, quality=quality, model=model)
+
+    monkeypatch.setattr(cdcodec, "encode", tuned, raising=False)
+    monkeypatch.setattr(CDCODEC_PSNR, "_warm", True)
+    assert len(list(CDCODEC_PSNR.points(synthetic()))) == 3
+    assert options == [{"search_ms_ssim_share": 0.0}] and set(encode.models) == {None}
+    assert CDCODEC_PSNR.params["encode_options"] == {"search_ms_ssim_share": 0.0}
 
 
 def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypatch):

@@ -187,3 +187,25 @@ def test_effort_is_the_search_rounds_and_its_help_names_the_default(runner, phot
         assert out.read_bytes() == encode(pixels, model=model, search_rounds=int(effort))
     result = runner.invoke(cli, ["encode", str(photo), str(tmp_path / "bad.cdc"), "--effort", "-1"])
     assert result.exit_code != 0 and not (tmp_path / "bad.cdc").exists()
+
+
+def test_tune_psnr_makes_the_search_weigh_squared_error_alone(runner, tiny_weights, tmp_path, monkeypatch):
+    """--tune model searches what the model was trained for, --tune psnr squared error alone;
+    they differ for a model trained with MS-SSIM in its mix, on a picture large enough for MS-SSIM."""
+    from cdcodec.codec import pipeline
+
+    monkeypatch.setattr(pipeline, "trained_ms_ssim_share", lambda model_id: 0.5)
+    big = tmp_path / "big.png"
+    Image.fromarray(smooth_image(176, 168, seed=9)).save(big)
+    pixels = np.asarray(Image.open(big))
+    model = pipeline.get_model(tiny_weights)
+    files = {}
+    for tune in ("model", "psnr"):
+        out = tmp_path / f"{tune}.cdc"
+        result = runner.invoke(cli, ["encode", str(big), str(out), "--model", str(tiny_weights), "--effort", "1", "--tune", tune])
+        assert result.exit_code == 0, result.output
+        files[tune] = out.read_bytes()
+    assert files["model"] == pipeline.encode(pixels, model=model, search_rounds=1)
+    assert files["psnr"] == pipeline.encode(pixels, model=model, search_rounds=1, search_ms_ssim_share=0.0)
+    assert files["psnr"] != files["model"]
+    assert "--tune [model|psnr]" in runner.invoke(cli, ["encode", "--help"]).output
