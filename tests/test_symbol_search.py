@@ -102,6 +102,15 @@ def test_large_pictures_are_not_searched_unless_asked(tiny_model, monkeypatch):
     assert encode(image, model=tiny_model) == encode(image, model=tiny_model, search_rounds=DEFAULT_SEARCH_ROUNDS)
 
 
+def test_the_share_threshold_is_the_order_statistic_quantile_interpolates_from():
+    """kthvalue replaces torch.quantile (which refuses over 2^24 values) without changing which moves are kept."""
+    torch.manual_seed(0)
+    gain = -torch.rand(1000)
+    for share in (1 / 4, 1 / 8, 1 / 32):
+        kept = gain <= torch.kthvalue(gain, int((gain.numel() - 1) * share) + 1).values
+        assert torch.equal(kept, gain <= torch.quantile(gain, share))
+
+
 def test_negative_rounds_are_refused(tiny_model):
     with pytest.raises(ValueError, match="search rounds"):
         encode(smooth_image(16, 16), model=tiny_model, search_rounds=-1)
