@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -84,11 +85,19 @@ def main() -> None:
     print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
 
 
+@lru_cache(maxsize=None)
+def _warm_model(model_spec: str):
+    """The model, loaded and warmed up once per process (a weights path given as such
+    would be read at every encode; the first encode would pay for loading)."""
+    model = get_model(model_spec)
+    warm_up(model)
+    return model
+
+
 def _image_points(image, model_spec: str, encode_options: dict, threads: int) -> list[dict]:
     """Every operating point of one image, measured as the bench does (a worker's job with --jobs)."""
     torch.set_num_threads(threads)
-    model = get_model(model_spec)  # loaded once: a weights path given as such would be read at every call
-    warm_up(model)
+    model = _warm_model(model_spec)
     points = []
     for point in cdcodec_points(image.pixels, model, **encode_options):
         measured = measure(image.pixels, point.decoded, len(point.data))
