@@ -110,9 +110,8 @@ _model_option = click.option(
     default="model",
     show_default=True,
     help="What the search (--effort) weighs as distortion: 'model', what the model was trained for (the "
-    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-4: MS-SSIM); 'psnr', squared error alone, "
-    "each round measuring every block's best move: fewer bits at equal PSNR, a lower MS-SSIM, and about "
-    "twice the encode time per round.",
+    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-4: MS-SSIM); 'psnr', squared error alone: "
+    "fewer bits than 'model' at equal PSNR, and a lower MS-SSIM.",
 )
 @_model_option
 @_force_option

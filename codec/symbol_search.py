@@ -11,24 +11,25 @@ The search here is greedy and cheap: from the rounded symbols, a few rounds of
 single-symbol moves by ±1. Each move is ranked by an estimate of what it does
 to the objective (the distortion's gradient through the stage decoder, the
 linear synthesis' curvature, and its change of bits under the stage's real
-integer tables in the symbol's current context, `bitstream.entropy.move_bits`);
-the best-ranked share of the moves is applied only if the objective, recomputed
-with the decoder and the tables' exact information content, falls. So the
-search never ends worse than rounding, by the measure it optimises.
-
-When the distortion is squared error alone (`encode --tune psnr`), a round
-does better (`_apply_measured_block_moves`): it takes the best-ranked move of each
-block and measures what each of those really does before keeping it. That is
+integer tables in the symbol's current context, `bitstream.entropy.move_bits`).
+A round takes the best-ranked move of each block and measures what each of
+those really does before keeping it (`_apply_measured_block_moves`). That is
 cheap because a symbol shapes only its own block and, through the refine
 CNN's 9×9 receptive field, a margin of 4 pixels around it: moves in blocks two
 apart never touch the same pixel, so four decoder passes (one per position in
-a 2×2 cell of blocks) measure one move in every block, and squared error
-splits exactly into those pixels. Measuring matters: the estimate alone
-promised several times the fall of distortion the moves delivered
-(results/codec-study/symbol-search.md). MS-SSIM does not split into pixels;
-taken to first order and scaled to its exact change, block by block, it gave
-a lower MS-SSIM than the shares in a trial, so a distortion that holds it
-keeps the shares.
+a 2×2 cell of blocks) measure one move in every block. Squared error splits
+exactly into those pixels; MS-SSIM does not, so each pass spreads the MS-SSIM
+term's exact change over the pixels in the shape of the change of its finest
+scale's SSIM map (`_ssim_map`), which is local. The kept moves are applied
+together only if the objective, recomputed with the decoder and the tables'
+exact information content, falls. So the search never ends worse than
+rounding, by the measure it optimises.
+
+Measuring matters: the estimate alone promised several times the fall of
+distortion the moves delivered. The search before this one applied the
+best-ranked share of all moves at once (halving the share until the objective
+fell); measured blocks beat it for squared error alone and for the shipped
+models' mixes with MS-SSIM (results/codec-study/symbol-search.md).
 
 Why not the training-time Laplace prior as the rate: it prices symbols unlike
 the context-coded tables, and a search led by it lost (results/codec-study/greedy-rdo.md).
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
 
 from .similarity import MS_SSIM_LAMBDA_SCALE, MS_SSIM_MIN_SIDE
@@ -47,14 +49,6 @@ from .stage import SYMBOL_LIMIT, ResidualStage
 
 #: The single-symbol moves the search considers.
 MOVES = (-1, 1)
-
-#: The share of the improving moves (best-ranked first) the first round tries first:
-#: in an encode of kodim01, all of them, or half, never lowered the objective
-#: (results/codec-study/symbol-search.md), because the moves interact.
-FIRST_SHARE = 1 / 4
-#: The smallest share of the improving moves a round tries before giving up.
-SMALLEST_SHARE = 1 / 32
-
 
 @dataclass(frozen=True)
 class StageRate:
@@ -93,6 +87,10 @@ def search_symbols(
     def reconstruct(q: torch.Tensor) -> torch.Tensor:
         return stage.synthesise(q, prev, scale)[..., :height, :width]
 
+    def similarity_term(recon: torch.Tensor) -> torch.Tensor:
+        """The MS-SSIM part of the distortion, before λ (as in training)."""
+        return ms_ssim_share * MS_SSIM_LAMBDA_SCALE * (1 - ms_ssim(recon.clamp(0, 1), target, data_range=1.0))
+
     def distortion(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(λ·distortion of the stage's reconstruction from q, q as the leaf of its graph, the
         reconstruction): a trial's forward pass serves the next round's gradient once it is accepted."""
@@ -103,8 +101,7 @@ def search_symbols(
             if ms_ssim_share < 1:  # a term with no weight is not computed, as in training
                 value = value + (1 - ms_ssim_share) * ((recon - target) ** 2).mean()
             if ms_ssim_share:
-                similarity = ms_ssim(recon.clamp(0, 1), target, data_range=1.0)
-                value = value + ms_ssim_share * MS_SSIM_LAMBDA_SCALE * (1 - similarity)
+                value = value + similarity_term(recon)
             return lam * value, leaf, recon.detach()
 
     def objective(q: torch.Tensor) -> tuple[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -114,28 +111,33 @@ def search_symbols(
     step = stage.config.step * scale
     norms = (stage.transform.synthesis.weight.detach() ** 2).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
     curvature = lam * step * step * norms / (3 * pixels)
+    squared_weight = lam * (1 - ms_ssim_share) / target.numel()
     best = symbols
     current, (value, leaf, recon) = objective(best)
-    share = FIRST_SHARE
     for _ in range(rounds):
         (gradient,) = torch.autograd.grad(value, leaf)
         gain, move, move_rate = _best_moves(gradient, curvature, rate.move_bits(best) / pixels)
+        before_squared = (recon - target) ** 2
         if ms_ssim_share:
-            improved = _apply_best_share(best, gain, move, current, objective, share)
-            if improved is not None:
-                share = improved[-1]
-        else:
-            before = (recon - target) ** 2
+            with torch.no_grad():
+                before_term, before_map = float(lam * similarity_term(recon)), _ssim_map(recon.clamp(0, 1), target)
 
-            @torch.no_grad()
-            def change(q: torch.Tensor, before: torch.Tensor = before) -> torch.Tensor:
-                """Per pixel (H, W): λ·squared error of q's reconstruction less the current one's."""
-                return (lam / target.numel() * ((reconstruct(q) - target) ** 2 - before)).sum(dim=(0, 1))
+        @torch.no_grad()
+        def change(q: torch.Tensor, before_squared: torch.Tensor = before_squared) -> torch.Tensor:
+            """Per pixel (H, W): λ·distortion of q's reconstruction less the current one's
+            (the MS-SSIM term's exact change spread in the shape of the SSIM map's)."""
+            after = reconstruct(q)
+            per_pixel = (squared_weight * ((after - target) ** 2 - before_squared)).sum(dim=(0, 1))
+            if ms_ssim_share:
+                shape = before_map - _ssim_map(after.clamp(0, 1), target)  # where 1 − SSIM rose
+                exact, total = float(lam * similarity_term(after)) - before_term, float(shape.sum())
+                per_pixel = per_pixel + shape * (exact / total if exact * total > 0 else 0.0)
+            return per_pixel
 
-            improved = _apply_measured_block_moves(best, gain, move, move_rate, current, objective, change, stage.config.block)
+        improved = _apply_measured_block_moves(best, gain, move, move_rate, current, objective, change, stage.config.block)
         if improved is None:
             break
-        best, current, (value, leaf, recon) = improved[:3]
+        best, current, (value, leaf, recon) = improved
     return best
 
 
@@ -156,9 +158,8 @@ def _best_moves(gradient: torch.Tensor, curvature: torch.Tensor, move_rates: tor
 
 
 def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objective, change, block: int):
-    """As `_apply_best_share`, for a distortion that splits into pixels: (symbols with each
-    block's best-ranked move applied where it measures as a gain, their objective, its
-    measured parts) if the objective falls below `current`; None otherwise.
+    """(symbols with each block's best-ranked move applied where it measures as a gain,
+    their objective, its measured parts) if the objective falls below `current`; None otherwise.
 
     `change(q)` is the per-pixel change of λ·distortion from the current symbols to q.
     Each of four passes moves the blocks at one position of every 2×2 cell of
@@ -189,29 +190,6 @@ def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objecti
     return (trial, value, measured) if value < current else None
 
 
-def _apply_best_share(symbols, gain, move, current, objective, share: float):
-    """(symbols with the best-ranked share of the moves applied, their objective, its
-    measured parts, the share) for the largest share, from `share` down by halves to
-    SMALLEST_SHARE, whose objective falls below `current`; None when none does.
-
-    The moves interact (neighbouring symbols shape the same pixels and each
-    other's contexts), so applying all that look good at once loses; a round
-    starts at the share its predecessor kept, because each trial costs a
-    decoder pass and the share that pays only shrinks as the symbols improve.
-    """
-    candidates = gain[move != 0]
-    while candidates.numel() and share >= SMALLEST_SHARE:
-        # The order statistic torch.quantile would interpolate from (it refuses more than
-        # 2^24 values; a large photo's stage has more candidates than that).
-        threshold = torch.kthvalue(candidates, int((candidates.numel() - 1) * share) + 1).values if share < 1 else 0.0
-        trial = (symbols + move * ((move != 0) & (gain <= threshold))).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
-        value, measured = objective(trial)
-        if value < current:
-            return trial, value, measured, share
-        share /= 2
-    return None
-
-
 def _sum_around_blocks(per_pixel: torch.Tensor, block: int, row: int, col: int, grid: tuple[int, int]) -> torch.Tensor:
     """(lh, lw): at block (row + 2i, col + 2j), the sum of `per_pixel` (H, W; the picture,
     which the grid of blocks may overhang) over the 2 × 2 blocks centred on it; zero elsewhere."""
@@ -227,3 +205,20 @@ def _sum_around_blocks(per_pixel: torch.Tensor, block: int, row: int, col: int, 
     sums = per_pixel.new_zeros(lh, lw)
     sums[row::2, col::2] = canvas.reshape(rows, period, cols, period).sum(dim=(1, 3))
     return sums
+
+
+def _ssim_map(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(H, W): single-scale SSIM of two (1, 3, H, W) images per pixel, averaged over colours:
+    pytorch-msssim's finest scale (Gaussian window 11, σ 1.5), zero-padded at the borders
+    so that every pixel has a value. It gives the MS-SSIM term's change a shape in pixels."""
+    g = torch.exp(-((torch.arange(11, dtype=image.dtype) - 5) ** 2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2).expand(3, 1, 11, 11)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window, padding=5, groups=3)
+
+    mu_a, mu_b = blur(image), blur(target)
+    var_a, var_b = blur(image * image) - mu_a**2, blur(target * target) - mu_b**2
+    cov = blur(image * target) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    return (((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))).mean(dim=1)[0]

@@ -28,14 +28,13 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
-from pathlib import Path
 
 from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate
 from cdcodec.bench.cdcodec_source import cdcodec_points
 from cdcodec.codec import stage as S
 
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+from kodak_sample import kodak_sample
 
 
 def main() -> None:
@@ -45,7 +44,7 @@ def main() -> None:
     n = int(sys.argv[3])
     decoder = sys.argv[4:] == ["decoder"]
     linear_estimate = S.ResidualStage.linear_estimate
-    images = sorted(KODAK.glob("*.png"))[:: 24 // n][:n]
+    images = kodak_sample(n)
     out = {}
     for delta in deltas:
         def quantize(self, y, delta=delta):

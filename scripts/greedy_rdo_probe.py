@@ -25,7 +25,6 @@ Each run took about 5 minutes on one thread for two images (session 22).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from cdcodec.codec.model import CascadeCodec
 from cdcodec.codec.networks import lambda_for_step
 from cdcodec.codec.pipeline import decode, encode, get_model
 
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+from kodak_sample import kodak_sample
 
 
 def search(stage, x: torch.Tensor, prev: torch.Tensor, scale: float, rounds: int, lambda_factor: float) -> torch.Tensor:
@@ -95,9 +94,7 @@ def main() -> None:
         assert stages == 1 and reconstructions is None, "the probe searches stage-1-only files without post-filters"
         return symbols
 
-    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images in {KODAK}")
+    images = kodak_sample(args.images)
     means = {}
     for name, analyse in (("rounded", plain), ("searched", searched)):
         CascadeCodec.analyse = analyse

@@ -29,7 +29,6 @@ hand-run steps are the encoder's.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,9 +40,9 @@ from cdcodec.bitstream import encode_latent, unpack
 from cdcodec.bitstream.filters import join_latent_section
 from cdcodec.codec.model import stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import _choose_filter, _InLoopFilter, _to_tensor, get_model
+from kodak_sample import kodak_sample
 from paired_points import print_paired
 
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 #: Which arm `cdcodec.encode` runs: format 10 filters in the loop.
 CURRENT_FORMAT_IN_LOOP = True
 
@@ -85,9 +84,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     codec = get_model(args.model).codec
     levels = [int(v) for v in args.levels.split(",")]
-    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images in {KODAK}")
+    images = kodak_sample(args.images)
     points = {False: {}, True: {}}  # in_loop -> (level, stages) -> [(bpp, PSNR, MS-SSIM)]
     for path in images:
         rgb = np.asarray(Image.open(path).convert("RGB"))

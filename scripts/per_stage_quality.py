@@ -16,7 +16,6 @@ Arguments: model (`default` or a model id), number of Kodak images (every
 
 import itertools
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ from cdcodec.bitstream import Header, StageInfo, StageKind, encode_latent, pack,
 from cdcodec.codec import pipeline as P
 from cdcodec.codec.model import stage_prior, symbols_to_array
 
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+from kodak_sample import kodak_sample
 
 
 @torch.no_grad()
@@ -55,7 +54,7 @@ def main() -> None:
     loaded = P.get_model(None if sys.argv[1] == "default" else sys.argv[1])
     levels_count = len(loaded.codec.config.qualities)
     n = int(sys.argv[2])
-    images = sorted(KODAK.glob("*.png"))[:: 24 // n][:n]
+    images = kodak_sample(n)
     res: dict[str, list] = {}
     for index, path in enumerate(images):
         img = np.asarray(Image.open(path).convert("RGB"))

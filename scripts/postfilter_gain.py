@@ -18,7 +18,6 @@ arm (e.g. `--model cdc-mix-5 --against cdc-mix-2`).
 
 import argparse
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,9 +27,8 @@ import cdcodec
 from cdcodec.bench import metrics
 from cdcodec.bitstream import truncate, unpack
 from cdcodec.bitstream.filters import FilterMode, split_latent_section
+from kodak_sample import kodak_sample
 from paired_points import print_paired
-
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 
 
 def main() -> None:
@@ -42,9 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = None if args.model == "default" else args.model
-    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images in {KODAK}")
+    images = kodak_sample(args.images)
     levels = range(cdcodec.quality_levels(model))
     # arm -> (model, post-filters on): False is the "without" arm, True the "with" arm.
     arms = {False: (model, False), True: (model, True)} if args.against is None else {False: (args.against, True), True: (model, True)}

@@ -20,7 +20,6 @@ three input sets, and prints the PSNR gain of each over the unfiltered stage:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from PIL import Image
 from cdcodec.codec import postfilter
 from cdcodec.codec.pipeline import _filter_inputs, _to_tensor, get_model
 
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+from kodak_sample import kodak_sample
 
 
 def neighbour_differences(image: np.ndarray) -> np.ndarray:
@@ -60,9 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     codec = get_model(None).codec
-    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images in {KODAK}")
+    images = kodak_sample(args.images)
     shares = list(range(3 * len(postfilter.NEIGHBOURS) + 3, postfilter.FEATURES - 1))
     f8_columns = [c for c in range(postfilter.FEATURES) if c not in shares]
     for path in images:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,9 +24,8 @@ from cdcodec.bench import metrics
 from cdcodec.bitstream import truncate, unpack
 from cdcodec.codec.pipeline import decode, encode, get_model
 
+from kodak_sample import kodak_sample
 from paired_points import print_paired
-
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 
 
 def main() -> None:
@@ -43,9 +41,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = get_model(args.model)
     levels = [int(v) for v in args.levels.split(",")]
-    images = sorted(KODAK.glob("*.png"))[:: 24 // args.images][: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images in {KODAK}")
+    images = kodak_sample(args.images)
     points = {0: {}, args.rounds: {}}  # rounds -> (level, stages) -> [(bpp, PSNR, MS-SSIM)]
     seconds = {0: 0.0, args.rounds: 0.0}
     for path in images:
