@@ -50,6 +50,7 @@ from .stage import SYMBOL_LIMIT, ResidualStage
 #: The single-symbol moves the search considers.
 MOVES = (-1, 1)
 
+
 @dataclass(frozen=True)
 class StageRate:
     """The stage's real rate, for the search: `bits(q)` the tables' information
