@@ -40,7 +40,7 @@ def cdcodec_points(image: np.ndarray, model: str | None = None, **encode_options
     cdcodec = importlib.import_module("cdcodec")
     bitstream = importlib.import_module("cdcodec.bitstream")
     for quality in _quality_levels(cdcodec, model):
-        options = {"model": model, **encode_options} if quality is None else {"quality": quality, "model": model, **encode_options}
+        options = {"model": model, **encode_options, **({} if quality is None else {"quality": quality})}
         data, encode_s = timed(lambda: cdcodec.encode(image, **options))
         total = bitstream.unpack(data).stages_present
         for stages in range(1, total + 1):

@@ -116,9 +116,7 @@ def encode(
     SEARCH_DEFAULT_MAX_PIXELS (its memory); 0 rounds every latent value.
     The search's distortion mixes 1 − MS-SSIM into squared error by
     `search_ms_ssim_share`; by default by the share the model was trained with
-    (`weights.trained_ms_ssim_share`). At 0 (`encode --tune psnr`: squared error
-    alone) each round measures every block's move before keeping it, which
-    doubles a round's time and gains more PSNR per round.
+    (`weights.trained_ms_ssim_share`); 0 is squared error alone (`encode --tune psnr`).
     """
     loaded = get_model(model)
     codec = loaded.codec

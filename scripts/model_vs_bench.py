@@ -27,6 +27,7 @@ import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
+from itertools import repeat
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -66,23 +67,26 @@ def main() -> None:
     if args.effort is not None:
         options["search_rounds"] = args.effort
     points = []
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            for image, measured in zip(images, pool.map(_image_points, images, *([value] * len(images) for value in (args.model, options, 1)))):
-                points.extend(dict(point, codec=args.name) for point in measured)
-                print(f"{image.name}: {len(measured)} points", flush=True)
-    else:
-        torch.set_num_threads(args.threads)
-        for image in images:
-            measured = _image_points(image, args.model, options, args.threads)
-            points.extend(dict(point, codec=args.name) for point in measured)
-            print(f"{image.name}: {len(measured)} points", flush=True)
+    for image, measured in _measure_images(images, args.model, options, args.jobs, args.threads):
+        points.extend(dict(point, codec=args.name) for point in measured)
+        print(f"{image.name}: {len(measured)} points", flush=True)
     doc = dict(doc, codecs=doc["codecs"] + [{"name": args.name, "kind": LOSSY, "label": f"cdcodec ({args.model})"}],
                measurements=doc["measurements"] + points)
     doc.setdefault("candidates", {})[args.name] = {"model": args.model, "tune": args.tune, "effort": args.effort, "command": " ".join(sys.argv)}
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1))
     print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
+
+
+def _measure_images(images, model_spec: str, encode_options: dict, jobs: int, threads: int):
+    """(image, its points) in order: with jobs above 1 from that many spawned
+    worker processes of one thread each, otherwise here on `threads` threads."""
+    if jobs <= 1:
+        for image in images:
+            yield image, _image_points(image, model_spec, encode_options, threads)
+        return
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        yield from zip(images, pool.map(_image_points, images, repeat(model_spec), repeat(encode_options), repeat(1)))
 
 
 @lru_cache(maxsize=None)
