@@ -128,7 +128,9 @@ def search_symbols(
             """Per pixel (H, W): λ·distortion of q's reconstruction less the current one's
             (the MS-SSIM term's exact change spread in the shape of the SSIM map's)."""
             after = reconstruct(q)
-            per_pixel = (squared_weight * ((after - target) ** 2 - before_squared)).sum(dim=(0, 1))
+            per_pixel = after.new_zeros(after.shape[-2:])
+            if ms_ssim_share < 1:  # as in `distortion`: a term with no weight is not computed
+                per_pixel = per_pixel + (squared_weight * ((after - target) ** 2 - before_squared)).sum(dim=(0, 1))
             if ms_ssim_share:
                 shape = before_map - _ssim_map(after.clamp(0, 1), target)  # where 1 − SSIM rose
                 exact, total = float(lam * similarity_term(after)) - before_term, float(shape.sum())
