@@ -32,7 +32,7 @@ from typing import Callable, Union
 import numpy as np
 import torch
 
-from ..bitstream import CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
+from ..bitstream import CdcFile, CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
 from ..bitstream.entropy import move_bits
 from ..bitstream.filters import NO_FILTER, FilterMode, PostFilter, join_latent_section, split_latent_section
 from ..bitstream.residual import decode_residual, encode_residual, pixel_checksum
@@ -195,21 +195,32 @@ def decode(data: bytes, stages: int | None = None, model: ModelSpec = None) -> n
     latent_stages = _check_stage_plan(header, codec)
     ph, pw = padded_size(header.height, header.width, codec.config.multiple)
     levels = [info.param for info in header.stages[:latent_stages]]
-    symbols, arrays, filters = [], [], []
-    for index in range(min(stages, latent_stages)):
-        block = codec.stages[index].config.block
-        lh, lw = ph // block, pw // block
-        prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
-        tables = codec.tables_for(index, levels[index])
-        post_filter, latent = split_latent_section(parsed.payloads[index])
-        filters.append(post_filter)
-        arrays.append(decode_latent(latent, tables, lh * lw, prior, (lh, lw)))
-        symbols.append(array_to_symbols(arrays[-1], lh, lw))
+    arrays, symbols, filters = read_latent_stages(parsed, codec, min(stages, latent_stages))
     if stages > latent_stages:
         return _decode_exact(codec, header, arrays, levels, parsed.payloads[latent_stages])
     loop = _InLoopFilter(header.height, header.width, lambda index, inputs: filters[index])
     codec.synthesise_images(symbols, torch.zeros(1, 3, ph, pw), levels[: len(symbols)], loop_filter=loop)
     return _to_pixels(loop.shown, header.channels)
+
+
+def read_latent_stages(parsed: CdcFile, codec: CascadeCodec, count: int) -> tuple[list[np.ndarray], list[torch.Tensor], list[PostFilter]]:
+    """The first `count` latent stages of a parsed file, as the decoder reads them: each
+    stage's symbols as the coder's (C, N) array and as a (1, C, h, w) tensor, and its
+    post-filter. Each stage's coding contexts depend on the stage before it, so they
+    are read in order. Measurements that need a file's symbols read them here too."""
+    header = parsed.header
+    ph, pw = padded_size(header.height, header.width, codec.config.multiple)
+    arrays, symbols, filters = [], [], []
+    for index in range(count):
+        block = codec.stages[index].config.block
+        lh, lw = ph // block, pw // block
+        prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
+        tables = codec.tables_for(index, header.stages[index].param)
+        post_filter, latent = split_latent_section(parsed.payloads[index])
+        filters.append(post_filter)
+        arrays.append(decode_latent(latent, tables, lh * lw, prior, (lh, lw)))
+        symbols.append(array_to_symbols(arrays[-1], lh, lw))
+    return arrays, symbols, filters
 
 
 def _check_stage_plan(header: Header, codec: CascadeCodec) -> int:

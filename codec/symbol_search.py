@@ -118,13 +118,13 @@ def search_symbols(
     for _ in range(rounds):
         (gradient,) = torch.autograd.grad(value, leaf)
         gain, move, move_rate = _best_moves(gradient, curvature, rate.move_bits(best) / pixels)
-        before_squared = (recon - target) ** 2
+        before_squared = (recon - target) ** 2 if ms_ssim_share < 1 else None
         if ms_ssim_share:
             with torch.no_grad():
                 before_term, before_map = float(lam * similarity_term(recon)), _ssim_map(recon.clamp(0, 1), target)
 
         @torch.no_grad()
-        def change(q: torch.Tensor, before_squared: torch.Tensor = before_squared) -> torch.Tensor:
+        def change(q: torch.Tensor, before_squared: torch.Tensor | None = before_squared) -> torch.Tensor:
             """Per pixel (H, W): λ·distortion of q's reconstruction less the current one's
             (the MS-SSIM term's exact change spread in the shape of the SSIM map's)."""
             after = reconstruct(q)

@@ -1,18 +1,34 @@
-"""The report two probes share: the same operating points measured two ways, side by side.
+"""What the paired probes share: the same operating points measured two ways, side by side.
 
-`postfilter_gain.py` (with and without post-filters, or two models) and
-`inloop_filter_probe.py` (format 9 and an in-loop filter) each collect, per
-arm, {(level, stages): [(bpp, PSNR, MS-SSIM) per image]}; this prints the
-mean of every point in both arms and the BD-rate of the second arm against
-the first (PCHIP on upper envelopes, MS-SSIM in dB).
+`postfilter_gain.py` (with and without post-filters, or two models),
+`inloop_filter_probe.py` (format 9 and an in-loop filter),
+`symbol_search_probe.py` (rounding and the search) and `search_lambda_probe.py`
+(the search at two λ) each collect, per arm, {(level, stages): [(bpp, PSNR,
+MS-SSIM) per image]}; `add_prefix_points` measures a file's stage prefixes
+into such an arm, and `print_paired` prints the mean of every point in both
+arms and the BD-rate of the second arm against the first (PCHIP on upper
+envelopes, MS-SSIM in dB).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate
 from cdcodec.bench.metrics import to_db
+from cdcodec.bitstream import truncate, unpack
+from cdcodec.codec.pipeline import decode
+
+
+def add_prefix_points(arm: dict, level: int, image: np.ndarray, data: bytes, model) -> None:
+    """Decode every stage prefix of the .cdc bytes `data` (encoded from `image` at quality
+    `level`) and add its (bpp, PSNR, MS-SSIM), the rate from the prefix's own bytes,
+    to arm[(level, stages)]."""
+    for stages in range(1, unpack(data).stages_present + 1):
+        prefix = truncate(data, stages)
+        m = metrics.measure(image, decode(prefix, model=model), len(prefix))
+        arm.setdefault((level, stages), []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
 
 
 def print_paired(first: dict, second: dict, names: tuple[str, str], key_names: str) -> None:

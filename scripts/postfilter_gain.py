@@ -24,11 +24,10 @@ import torch
 from PIL import Image
 
 import cdcodec
-from cdcodec.bench import metrics
-from cdcodec.bitstream import truncate, unpack
+from cdcodec.bitstream import unpack
 from cdcodec.bitstream.filters import FilterMode, split_latent_section
 from kodak_sample import kodak_sample
-from paired_points import print_paired
+from paired_points import add_prefix_points, print_paired
 
 
 def main() -> None:
@@ -51,13 +50,10 @@ def main() -> None:
         for arm, (arm_model, filtered) in arms.items():
             for quality in levels:
                 data = cdcodec.encode(image, quality=quality, model=arm_model, post_filters=filtered)
-                parsed = unpack(data)
-                for stages in range(1, parsed.stages_present + 1):
-                    prefix = truncate(data, stages)
-                    m = metrics.measure(image, np.asarray(cdcodec.decode(prefix, model=arm_model)), len(prefix))
-                    points[arm].setdefault((quality, stages), []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
-                    if arm:
-                        modes[(stages, FilterMode(split_latent_section(parsed.payloads[stages - 1])[0].mode).name)] += 1
+                add_prefix_points(points[arm], quality, image, data, arm_model)
+                if arm:
+                    for stages, payload in enumerate(unpack(data).payloads, start=1):
+                        modes[(stages, FilterMode(split_latent_section(payload)[0].mode).name)] += 1
         print(path.name, "done", flush=True)
     print_paired(points[False], points[True], ("without", "with"), "quality stages")
     print("filter modes chosen (stage: mode count):", dict(sorted(modes.items())))

@@ -8,7 +8,7 @@ sample (`kodak_sample.py`) at quality levels 0, 2 and 4 with the search's λ
 multiplied by F (post-filters and their λ unchanged), decodes every stage
 prefix and writes the points (real bytes) to a JSON file; `--compare` prints
 two such files side by side with the BD-rate of the second against the first
-(`paired_points.py`). Each run takes one core; run several at once pinned to
+(both from `paired_points.py`). Each run takes one core; run several at once pinned to
 different cores:
 
     OMP_NUM_THREADS=1 taskset -c 0 python scripts/search_lambda_probe.py --factor 1 --tune psnr --out /tmp/psnr-1.0.json
@@ -30,13 +30,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cdcodec.bench import metrics
-from cdcodec.bitstream import truncate, unpack
 from cdcodec.codec import symbol_search
-from cdcodec.codec.pipeline import decode, encode, get_model
+from cdcodec.codec.pipeline import encode, get_model
 
 from kodak_sample import kodak_sample
-from paired_points import print_paired
+from paired_points import add_prefix_points, print_paired
 
 
 def main() -> None:
@@ -75,13 +73,10 @@ def main() -> None:
             start = time.perf_counter()
             data = encode(rgb, quality=level, model=loaded, search_rounds=args.rounds, search_ms_ssim_share=share)
             seconds, encodes = seconds + time.perf_counter() - start, encodes + 1
-            for k in range(1, unpack(data).stages_present + 1):
-                prefix = truncate(data, k)
-                m = metrics.measure(rgb, decode(prefix, model=loaded), len(prefix))
-                points.setdefault(f"{level} {k}", []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
+            add_prefix_points(points, level, rgb, data, loaded)
         print(path.name, "done", flush=True)
     record = {"factor": args.factor, "tune": args.tune, "model": args.model or "default", "rounds": args.rounds,
-              "seconds per encode": seconds / encodes, "points": points}
+              "seconds per encode": seconds / encodes, "points": {f"{level} {stages}": p for (level, stages), p in points.items()}}
     args.out.write_text(json.dumps(record, indent=1))
 
 

@@ -34,8 +34,7 @@ from PIL import Image
 
 from cdcodec.bitstream import unpack
 from cdcodec.codec import pipeline as P
-from cdcodec.codec.geometry import padded_size
-from cdcodec.codec.model import array_to_symbols, stage_prior
+from cdcodec.codec.model import stage_prior
 from cdcodec.codec.training.data import list_images
 from cdcodec.codec.training.fitting import fit_tables
 
@@ -46,20 +45,12 @@ LEVELS = (0, 2, 4)
 
 
 def file_symbols(codec, data: bytes) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
-    """(symbols, prior, grid) of every stage of a .cdc file, read back from its bytes as `decode` does."""
+    """(symbols, prior, grid) of every stage of a lossy .cdc file, read back from its bytes by the decoder's reader."""
     parsed = unpack(data)
-    header = parsed.header
-    ph, pw = padded_size(header.height, header.width, codec.config.multiple)
-    out, previous = [], None
-    for index in range(parsed.stages_present):
-        block = codec.stages[index].config.block
-        grid = (ph // block, pw // block)
-        prior = stage_prior(previous, grid, codec.stages[index].latent_channels)
-        _, latent = P.split_latent_section(parsed.payloads[index])
-        symbols = P.decode_latent(latent, codec.tables_for(index, header.stages[index].param), grid[0] * grid[1], prior, grid)
-        out.append((symbols, prior, grid))
-        previous = array_to_symbols(symbols, *grid)
-    return out
+    arrays, symbols, _ = P.read_latent_stages(parsed, codec, parsed.stages_present)
+    grids = [tuple(q.shape[-2:]) for q in symbols]
+    priors = [stage_prior(symbols[k - 1] if k else None, grids[k], q.shape[1]) for k, q in enumerate(symbols)]
+    return list(zip(arrays, priors, grids))
 
 
 def main() -> None:

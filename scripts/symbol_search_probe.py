@@ -20,12 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cdcodec.bench import metrics
-from cdcodec.bitstream import truncate, unpack
-from cdcodec.codec.pipeline import decode, encode, get_model
+from cdcodec.codec.pipeline import encode, get_model
 
 from kodak_sample import kodak_sample
-from paired_points import print_paired
+from paired_points import add_prefix_points, print_paired
 
 
 def main() -> None:
@@ -51,10 +49,7 @@ def main() -> None:
                 start = time.perf_counter()
                 data = encode(rgb, quality=level, model=loaded, search_rounds=rounds, search_ms_ssim_share=args.ms_ssim_share)
                 seconds[rounds] += time.perf_counter() - start
-                for k in range(1, unpack(data).stages_present + 1):
-                    prefix = truncate(data, k)
-                    m = metrics.measure(rgb, decode(prefix, model=loaded), len(prefix))
-                    points[rounds].setdefault((level, k), []).append((m["bpp"], m["psnr"], m["ms_ssim"]))
+                add_prefix_points(points[rounds], level, rgb, data, loaded)
         print(path.name, "done", flush=True)
     encodes = len(images) * len(levels)
     print(f"mean encode seconds: rounding {seconds[0] / encodes:.1f}, search {seconds[args.rounds] / encodes:.1f}")
