@@ -8,11 +8,22 @@ modes (lossless, near-lossless with D = 1, 2) are two further sources, measured
 on one lossy stage at the coarsest quality level, cdcodec's smallest exact files.
 Each source names the shipped model it measures (None: the default model), so
 the MS-SSIM model is one more curve beside the default MSE model.
+
+A cdcodec sweep over Kodak takes hours on a small machine, longer than one
+sitting; each source's description therefore carries a fingerprint of the code
+and weights that make its points (`build_fingerprint`), so that `bench --reuse`
+takes over earlier cdcodec measurements exactly when nothing that shapes them
+has changed, and a stopped run resumes in a later session.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
+import importlib.util
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +46,7 @@ def cdcodec_points(image: np.ndarray, model: str | None = None, **encode_options
     """For every quality level: encode `image` once with all stages, then yield each stage prefix.
 
     Every point carries its level's full encode time, since one encode makes all its prefixes.
-    `encode_options` go to every encode (e.g. search_ms_ssim_share=0.0, `encode --tune psnr`).
+    `encode_options` go to every encode (e.g. tune="psnr", as `cdcodec encode --tune psnr`).
     """
     cdcodec = importlib.import_module("cdcodec")
     bitstream = importlib.import_module("cdcodec.bitstream")
@@ -70,6 +81,43 @@ def warm_up(model: str | None = None) -> None:
     cdcodec.decode(cdcodec.encode(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), model=model), model=model)
 
 
+#: The installed packages whose versions can change what cdcodec writes or decodes.
+BUILD_PACKAGES = ("torch", "numpy", "constriction", "pytorch-msssim")
+#: The parts of cdcodec that make its points: the encode/decode pipeline, the format and the weights.
+BUILD_MODULES = ("cdcodec", "cdcodec.codec", "cdcodec.bitstream", "cdcodec.trained")
+
+
+@functools.lru_cache(maxsize=None)
+def build_fingerprint() -> str | None:
+    """SHA-256 over every file of cdcodec's top package, codec, bitstream and trained
+    weights (relative path and bytes) and the versions of BUILD_PACKAGES; None when
+    cdcodec's files cannot be found (a stand-in module in tests).
+
+    Any edit there, even one that leaves the output unchanged, gives a new
+    fingerprint: reuse errs on the side of measuring again.
+    """
+    digest = hashlib.sha256()
+    for module in BUILD_MODULES:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):  # a stand-in `cdcodec` without __path__ or __spec__
+            return None
+        folders = list(spec.submodule_search_locations or ()) if spec else []
+        if len(folders) != 1:
+            return None
+        root = Path(folders[0])
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(f"{module}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name in BUILD_PACKAGES:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{name}=={version}\0".encode())
+    return digest.hexdigest()
+
+
 class CdcodecSource:
     """Duck-types `codecs.Codec` for the runner: name, label, kind, availability, points."""
 
@@ -78,7 +126,7 @@ class CdcodecSource:
         self.model = model
         self.encode_options = dict(encode_options or {})
         self.setting_name = "quality level and stages" if kind == LOSSY else "mode (1 lossy stage at quality 0 below)"
-        self.params = {
+        self._params = {
             "library": "cdcodec",
             "points": "per quality level: encode once, decode each stage prefix"
             if kind == LOSSY
@@ -87,6 +135,12 @@ class CdcodecSource:
             **({"encode_options": self.encode_options} if self.encode_options else {}),
         }
         self._warm = False
+
+    @property
+    def params(self) -> dict:
+        """The bench's record of this codec; its build fingerprint is what lets `--reuse`
+        take over the measurements of an earlier run (hashed on first use, not on import)."""
+        return {**self._params, "build": build_fingerprint()}
 
     def unavailable(self) -> str | None:
         """None when cdcodec can encode here; checks by encoding a small image (which also loads the model)."""
@@ -126,4 +180,4 @@ CDCODEC_NEAR = CdcodecSource("cdcodec-near", "cdcodec near-lossless", NEAR_LOSSL
 MS_SSIM_MODEL = "cdc-msssim-4"
 CDCODEC_MSSSIM = CdcodecSource("cdcodec-msssim", "cdcodec, MS-SSIM model", LOSSY, model=MS_SSIM_MODEL)
 #: The default model with the encoder's search weighing squared error alone (`encode --tune psnr`).
-CDCODEC_PSNR = CdcodecSource("cdcodec-psnr", "cdcodec --tune psnr", LOSSY, encode_options={"search_ms_ssim_share": 0.0})
+CDCODEC_PSNR = CdcodecSource("cdcodec-psnr", "cdcodec --tune psnr", LOSSY, encode_options={"tune": "psnr"})

@@ -47,7 +47,8 @@ def _select(spec: str | None) -> list:
 @click.option("--max-images", type=click.IntRange(min=1), help="Use only the first N images.")
 @click.option("--reuse", "reuse_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Earlier results JSON: take over its baseline measurements where codec settings, "
-                   "images and library versions match (cdcodec is always re-measured).")
+                   "images and library versions match; cdcodec's where its code, weights and numeric libraries "
+                   "are byte-identical too (a stopped run resumes with --reuse OUT).")
 @click.option("--bd-method", type=click.Choice(METHODS), default="pchip", show_default=True,
               help="BD-rate interpolation: piecewise-cubic Hermite or Bjøntegaard's cubic fit.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,

@@ -153,8 +153,11 @@ def reusable(previous: dict, images: Sequence[TestImage], sources: Sequence) -> 
     while cdcodec changes daily; this lets a run re-measure only cdcodec. A pair
     (image, codec) is reused only if the image has the same name and size, the codec
     the same settings and parameters, the encoder and metric libraries the same versions,
-    and the earlier run had no error for it. cdcodec itself is never reused. Wall times
-    are the earlier run's.
+    and the earlier run had no error for it. cdcodec's settings include the fingerprint of
+    its code, weights and numeric libraries (`cdcodec_source.build_fingerprint`), so its
+    points are reused only from a run of the same build; without a fingerprint (a
+    stand-in cdcodec, or a file from before it was recorded) never. Wall times are the
+    earlier run's.
     """
     if previous.get("schema") != SCHEMA:
         return {}
@@ -173,11 +176,16 @@ def reusable(previous: dict, images: Sequence[TestImage], sources: Sequence) -> 
         size = (image.pixels.shape[1], image.pixels.shape[0])
         for source in sources:
             key = (image.name, source.name)
-            if (source.name.startswith("cdcodec") or old_images.get(image.name) != size or key in failed
-                    or old_codecs.get(source.name) != describe_codec(source) or key not in index):
+            description = describe_codec(source)
+            unbuilt = description["params"].get("library") == "cdcodec" and not description["params"].get("build")
+            if (unbuilt or old_images.get(image.name) != size or key in failed
+                    or old_codecs.get(source.name) != description or key not in index):
                 continue
             records = index[key]
-            if {r["setting"] for r in records} == set(getattr(source, "settings", ())):
+            # cdcodec lists no settings up front: its points are every quality level × stage count
+            # of the model, which the build fingerprint already pins.
+            fixed = set(getattr(source, "settings", ()))
+            if not fixed or {r["setting"] for r in records} == fixed:
                 taken[key] = records
     return taken
 

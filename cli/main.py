@@ -146,7 +146,7 @@ def encode(
     pixels = load_image(input_path)
     data = encode_image(
         pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error, quality=quality, search_rounds=effort,
-        search_ms_ssim_share=0.0 if tune == "psnr" else None,
+        tune=tune,
     )
     write_bytes_atomic(output, data)
     _report_sizes(data)

@@ -54,6 +54,10 @@ DEFAULT_SEARCH_ROUNDS = 4
 #: 12-megapixel photo would come, by that count (not measured), to over 10 GB.
 SEARCH_DEFAULT_MAX_PIXELS = 4_000_000
 
+#: What the encoder's symbol search may weigh as distortion (`encode(tune=...)`, `cdcodec encode --tune`):
+#: the mix the model was trained for, or squared error alone (fewer bits at equal PSNR).
+TUNINGS = ("model", "psnr")
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -93,6 +97,7 @@ def encode(
     post_filters: bool | None = None,
     search_rounds: int | None = None,
     search_ms_ssim_share: float | None = None,
+    tune: str = "model",
 ) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
@@ -116,7 +121,9 @@ def encode(
     SEARCH_DEFAULT_MAX_PIXELS (its memory); 0 rounds every latent value.
     The search's distortion mixes 1 − MS-SSIM into squared error by
     `search_ms_ssim_share`; by default by the share the model was trained with
-    (`weights.trained_ms_ssim_share`); 0 is squared error alone (`encode --tune psnr`).
+    (`weights.trained_ms_ssim_share`, `tune="model"`); `tune="psnr"` makes it 0,
+    squared error alone (`cdcodec encode --tune psnr`). The share itself is for
+    experiments with other mixes (scripts/search_lambda_probe.py).
     """
     loaded = get_model(model)
     codec = loaded.codec
@@ -131,6 +138,12 @@ def encode(
         raise ValueError(f"maximum error must be 1-{MAX_ERROR_LIMIT}")
     if search_rounds is not None and search_rounds < 0:
         raise ValueError("search rounds must be 0 or more")
+    if tune not in TUNINGS:
+        raise ValueError(f"tune must be one of {', '.join(TUNINGS)}, not {tune!r}")
+    if tune == "psnr":
+        if search_ms_ssim_share not in (None, 0.0):
+            raise ValueError("tune='psnr' searches squared error alone: leave search_ms_ssim_share unset")
+        search_ms_ssim_share = 0.0
     pixels = image_to_array(image)
     height, width = pixels.shape[:2]
     if search_rounds is None:

@@ -37,7 +37,7 @@ from cdcodec.bench.cdcodec_source import cdcodec_points, warm_up
 from cdcodec.bench.codecs import LOSSY
 from cdcodec.bench.images import bundled_images, folder_images
 from cdcodec.bench.metrics import measure
-from cdcodec.codec.pipeline import get_model
+from cdcodec.codec.pipeline import TUNINGS, get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
 from rereference import print_bd_table  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results file with the candidate's points added")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--name", default="candidate", help="the candidate's codec name in the results (to add a second one to an --out file)")
-    parser.add_argument("--tune", choices=("model", "psnr"), default="model", help="what the encoder's search weighs (as `cdcodec encode --tune`)")
+    parser.add_argument("--tune", choices=TUNINGS, default="model", help="what the encoder's search weighs (as `cdcodec encode --tune`)")
     parser.add_argument("--effort", type=int, default=None, help="rounds of the encoder's search (as `cdcodec encode --effort`; default: its default)")
     parser.add_argument("--jobs", type=int, default=1, help="images encoded at a time, one thread each (with --jobs above 1)")
     args = parser.parse_args()
@@ -63,7 +63,7 @@ def main() -> None:
         raise SystemExit("the results file was measured on other images")
     if any(codec["name"] == args.name for codec in doc["codecs"]):
         raise SystemExit(f"the results file already has a codec named {args.name!r}: pass another --name")
-    options = {"search_ms_ssim_share": 0.0} if args.tune == "psnr" else {}
+    options = {"tune": args.tune}
     if args.effort is not None:
         options["search_rounds"] = args.effort
     points = []

@@ -272,7 +272,7 @@ def test_ms_ssim_source_codes_with_its_own_model(monkeypatch):
 
 
 def test_psnr_source_codes_with_the_search_on_squared_error_alone(monkeypatch):
-    """`cdcodec-psnr` is `cdcodec encode --tune psnr`: the default model, search_ms_ssim_share 0."""
+    """`cdcodec-psnr` is `cdcodec encode --tune psnr`: the default model, tune="psnr"."""
     encode = _fake_cdcodec(monkeypatch)
     options = []
 
@@ -283,8 +283,8 @@ def test_psnr_source_codes_with_the_search_on_squared_error_alone(monkeypatch):
     monkeypatch.setattr(cdcodec, "encode", tuned, raising=False)
     monkeypatch.setattr(CDCODEC_PSNR, "_warm", True)
     assert len(list(CDCODEC_PSNR.points(synthetic()))) == 3
-    assert options == [{"search_ms_ssim_share": 0.0}] and set(encode.models) == {None}
-    assert CDCODEC_PSNR.params["encode_options"] == {"search_ms_ssim_share": 0.0}
+    assert options == [{"tune": "psnr"}] and set(encode.models) == {None}
+    assert CDCODEC_PSNR.params["encode_options"] == {"tune": "psnr"}
 
 
 def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypatch):
@@ -407,6 +407,58 @@ def test_reuse_takes_over_matching_measurements_without_encoding(tmp_path, image
     second = json.loads(out.read_text())
     assert second["errors"] == []
     assert second["measurements"] == first["measurements"]
+
+
+def _rerun(tmp_path, image_dir, codecs: str, previous: dict, reference: str = "jpeg420") -> dict:
+    """The bench again with --reuse of `previous`; its results document."""
+    reuse, out = tmp_path / "previous.json", tmp_path / "again.json"
+    reuse.write_text(json.dumps(previous))
+    result = CliRunner().invoke(bench_command, ["--images", str(image_dir), "--codecs", codecs, "--reference", reference,
+                                                "--reuse", str(reuse), "--out", str(out), "--plot", str(tmp_path / "again.png")])
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())
+
+
+def test_cdcodec_points_are_reused_only_from_the_same_build(tmp_path, image_dir, monkeypatch):
+    """A cdcodec sweep outlasts a session: --reuse takes its points over while code, weights and
+    numeric libraries are unchanged (the build fingerprint), and measures again once they differ."""
+    from cdcodec.bench import cdcodec_source
+
+    encode = _fake_cdcodec(monkeypatch)
+    monkeypatch.setattr(CDCODEC, "_warm", True)
+    _, first = _invoke(tmp_path, image_dir, "cdcodec,jpeg420", reference="jpeg420")
+    build = cdcodec_source.build_fingerprint()
+    assert build and len(build) == 64
+    assert {c["name"]: c["params"].get("build") for c in first["codecs"]} == {"cdcodec": build, "jpeg420": None}
+
+    encoded = len(encode.models)
+    again = _rerun(tmp_path, image_dir, "cdcodec,jpeg420", first)
+    assert len(encode.models) == encoded, "a reused cdcodec point must not be encoded again"
+    assert again["measurements"] == first["measurements"]
+
+    monkeypatch.setattr(cdcodec_source, "build_fingerprint", lambda: "another build")
+    _rerun(tmp_path, image_dir, "cdcodec,jpeg420", first)
+    assert len(encode.models) > encoded
+
+    encoded = len(encode.models)
+    monkeypatch.setattr(cdcodec_source, "build_fingerprint", lambda: None)  # unknown build: never reused
+    stale = dict(first, codecs=[dict(c, params={k: v for k, v in c["params"].items() if k != "build"})
+                                for c in first["codecs"]])
+    _rerun(tmp_path, image_dir, "cdcodec,jpeg420", stale)
+    assert len(encode.models) > encoded
+
+
+def test_build_fingerprint_follows_the_numeric_libraries(monkeypatch):
+    from cdcodec.bench import cdcodec_source
+
+    cdcodec_source.build_fingerprint.cache_clear()
+    monkeypatch.setattr(cdcodec_source, "build_fingerprint", cdcodec_source.build_fingerprint.__wrapped__)
+    here = cdcodec_source.build_fingerprint()
+    assert here == cdcodec_source.build_fingerprint()
+    real_version = cdcodec_source.metadata.version
+    monkeypatch.setattr(cdcodec_source.metadata, "version",
+                        lambda name: "0.0.1" if name == "constriction" else real_version(name))
+    assert cdcodec_source.build_fingerprint() != here
 
 
 def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path, image_dir, monkeypatch):

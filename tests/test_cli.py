@@ -207,5 +207,6 @@ def test_tune_psnr_makes_the_search_weigh_squared_error_alone(runner, tiny_weigh
         files[tune] = out.read_bytes()
     assert files["model"] == pipeline.encode(pixels, model=model, search_rounds=1)
     assert files["psnr"] == pipeline.encode(pixels, model=model, search_rounds=1, search_ms_ssim_share=0.0)
+    assert files["psnr"] == pipeline.encode(pixels, model=model, search_rounds=1, tune="psnr")
     assert files["psnr"] != files["model"]
-    assert "--tune [model|psnr]" in runner.invoke(cli, ["encode", "--help"]).output
+    assert "--tune [" + "|".join(pipeline.TUNINGS) + "]" in runner.invoke(cli, ["encode", "--help"]).output

@@ -101,6 +101,14 @@ def test_unsupported_arrays_are_refused(tiny_model):
         encode(np.zeros((0, 4, 3), dtype=np.uint8), model=tiny_model)
 
 
+def test_tune_names_a_search_distortion_and_nothing_else(tiny_model):
+    image = smooth_image(8, 8)
+    with pytest.raises(ValueError, match="tune must be one of model, psnr"):
+        encode(image, model=tiny_model, tune="ssim")
+    with pytest.raises(ValueError, match="leave search_ms_ssim_share unset"):
+        encode(image, model=tiny_model, tune="psnr", search_ms_ssim_share=0.3)
+
+
 def test_loaded_model_is_reusable(tiny_model):
     assert isinstance(tiny_model, LoadedModel)
     image = smooth_image(8, 8)
