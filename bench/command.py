@@ -45,8 +45,9 @@ def _select(spec: str | None) -> list:
               default=Path("bench-rd.png"), show_default=True,
               help="Plot name; writes NAME-psnr.png, NAME-ssim.png and NAME-msssim.png.")
 @click.option("--max-images", type=click.IntRange(min=1), help="Use only the first N images.")
-@click.option("--reuse", "reuse_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Earlier results JSON: take over its baseline measurements where codec settings, "
+@click.option("--reuse", "reuse_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Earlier results JSON (repeatable; a later file wins where two hold the same image and "
+                   "codec): take over its measurements where codec settings, "
                    "images and library versions match; cdcodec's where its code, weights and numeric libraries "
                    "are byte-identical too (a stopped run resumes with --reuse OUT).")
 @click.option("--bd-method", type=click.Choice(METHODS), default="pchip", show_default=True,
@@ -55,7 +56,7 @@ def _select(spec: str | None) -> list:
               help="Measure this many images at once, each in its own process (set OMP_NUM_THREADS=1 "
                    "so that they do not also share threads). The records are those one process with the "
                    "same thread count makes; wall times per point are each process's own.")
-def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, reuse_path, bd_method, jobs):
+def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_images, reuse_paths, bd_method, jobs):
     """Rate-distortion benchmark of cdcodec against JPEG, WebP, JPEG 2000, AVIF, JPEG XL and lossless codecs."""
     from tqdm import tqdm
 
@@ -69,12 +70,13 @@ def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_im
     if reference not in {s.name for s in sources}:
         click.echo(f"note: reference codec {reference!r} is not running; BD-rates will be empty", err=True)
 
-    reused = reusable(json.loads(reuse_path.read_text()), images, sources) if reuse_path else {}
-    if reuse_path:
-        click.echo(f"reusing {len(reused)} (image, codec) measurements from {reuse_path}", err=True)
+    reused: dict = {}
+    for reuse_path in reuse_paths:
+        taken = reusable(json.loads(reuse_path.read_text()), images, sources)
+        click.echo(f"reusing {len(taken)} (image, codec) measurements from {reuse_path}", err=True)
+        reused.update(taken)
 
-    options = {key: (str(value) if isinstance(value, Path) else value)
-               for key, value in click.get_current_context().params.items()}
+    options = {key: _plain(value) for key, value in click.get_current_context().params.items()}
     descriptions = [describe_codec(source) for source in sources]
 
     def document(measurements: list[dict], errors: list[dict], complete: bool) -> dict:
@@ -102,6 +104,13 @@ def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_im
     for path in write_plots(final, plot_path):
         click.echo(f"wrote {path}", err=True)
     click.echo(format_summary(final))
+
+
+def _plain(value):
+    """A command-line value as JSON can hold it: paths as strings, repeated options as lists."""
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def write_json(path: Path, document: dict) -> None:

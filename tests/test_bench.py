@@ -493,6 +493,31 @@ def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path, image_dir
     final = json.loads(resumed.read_text())
     assert final["complete"] is True and len(final["measurements"]) == 2
     assert final["measurements"][0] == partial["measurements"][0]
+    assert final["options"]["reuse_paths"] == [str(out)]
+
+
+def test_reuse_takes_several_files_the_later_one_winning(tmp_path, image_dir, monkeypatch):
+    """A checkpoint holds only the images it finished: resume it together with the earlier full run
+    whose baselines cover the rest, so that nothing measured before is measured again."""
+    _, full = _invoke(tmp_path, image_dir, "png,jpeg420", reference="jpeg420")
+    checkpoint = dict(full, images=full["images"][:1], complete=False,
+                      measurements=[dict(m, bpp=m["bpp"] + 1) for m in full["measurements"] if m["image"] == "img0"])
+    paths = [tmp_path / "full.json", tmp_path / "checkpoint.json"]
+    for path, doc in zip(paths, (full, checkpoint)):
+        path.write_text(json.dumps(doc))
+
+    def broken(*args, **kwargs):
+        raise AssertionError("a reused measurement must not be encoded again")
+
+    monkeypatch.setattr("cdcodec.bench.codecs._pil_save", broken)
+    out = tmp_path / "merged.json"
+    result = CliRunner().invoke(bench_command, ["--images", str(image_dir), "--codecs", "png,jpeg420", "--reference", "jpeg420",
+                                                "--reuse", str(paths[0]), "--reuse", str(paths[1]), "--out", str(out),
+                                                "--plot", str(tmp_path / "merged.png")])
+    assert result.exit_code == 0, result.output
+    merged = json.loads(out.read_text())["measurements"]
+    assert [m for m in merged if m["image"] == "img0"] == checkpoint["measurements"]
+    assert [m for m in merged if m["image"] == "img1"] == [m for m in full["measurements"] if m["image"] == "img1"]
 
 
 def test_upper_envelope_keeps_only_unbeaten_points():
