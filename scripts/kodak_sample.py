@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
+#: The data folder beside the repository (`../shared/data`), read in place.
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+KODAK = SHARED_DATA / "kodak"
 
 
 def kodak_sample(n: int) -> list[Path]:

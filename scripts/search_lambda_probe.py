@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from cdcodec.codec import symbol_search
-from cdcodec.codec.pipeline import encode, get_model
+from cdcodec.codec.pipeline import TUNINGS, encode, get_model
 
 from kodak_sample import kodak_sample
 from paired_points import add_prefix_points, print_paired
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--factor", type=float, help="multiply the search's λ by this")
     parser.add_argument("--out", type=Path, help="JSON file for this run's points")
     parser.add_argument("--model", default=None, help="model id or weights file (default: the default model)")
-    parser.add_argument("--tune", choices=("model", "psnr"), default="model", help="as `cdcodec encode --tune`")
+    parser.add_argument("--tune", choices=TUNINGS, default="model", help="as `cdcodec encode --tune`")
     parser.add_argument("--levels", default="0,2,4")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BASE", "OTHER"), help="print two runs' points and BD-rates")
@@ -64,14 +64,13 @@ def main() -> None:
 
     symbol_search.search_symbols = scaled
     loaded = get_model(args.model)
-    share = 0.0 if args.tune == "psnr" else None
     levels = [int(v) for v in args.levels.split(",")]
     points, seconds, encodes = {}, 0.0, 0
     for path in kodak_sample(4):
         rgb = np.asarray(Image.open(path).convert("RGB"))
         for level in levels:
             start = time.perf_counter()
-            data = encode(rgb, quality=level, model=loaded, search_rounds=args.rounds, search_ms_ssim_share=share)
+            data = encode(rgb, quality=level, model=loaded, search_rounds=args.rounds, tune=args.tune)
             seconds, encodes = seconds + time.perf_counter() - start, encodes + 1
             add_prefix_points(points, level, rgb, data, loaded)
         print(path.name, "done", flush=True)

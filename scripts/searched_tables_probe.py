@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,9 +37,9 @@ from cdcodec.codec.model import stage_prior
 from cdcodec.codec.training.data import list_images
 from cdcodec.codec.training.fitting import fit_tables
 
-from kodak_sample import kodak_sample
+from kodak_sample import SHARED_DATA, kodak_sample
 
-TRAIN_PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train-photos"
+TRAIN_PHOTOS = SHARED_DATA / "train-photos"
 LEVELS = (0, 2, 4)
 
 
