@@ -123,7 +123,8 @@ def encode(
     `search_ms_ssim_share`; by default by the share the model was trained with
     (`weights.trained_ms_ssim_share`, `tune="model"`); `tune="psnr"` makes it 0,
     squared error alone (`cdcodec encode --tune psnr`). The share itself is for
-    experiments with other mixes (scripts/search_lambda_probe.py).
+    experiments with other mixes (scripts/symbol_search_probe.py and
+    scripts/searched_tables_probe.py).
     """
     loaded = get_model(model)
     codec = loaded.codec
