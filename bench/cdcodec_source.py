@@ -11,17 +11,19 @@ the MS-SSIM model is one more curve beside the default MSE model.
 
 A cdcodec sweep over Kodak takes hours on a small machine, longer than one
 sitting; each source's description therefore carries a fingerprint of the code
-and weights that make its points (`build_fingerprint`), so that `bench --reuse`
-takes over earlier cdcodec measurements exactly when nothing that shapes them
-has changed, and a stopped run resumes in a later session.
+and the model's weights that make its points (`build_fingerprint`), so that
+`bench --reuse` takes over earlier cdcodec measurements exactly when nothing that
+shapes them has changed, and a stopped run resumes in a later session.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib
 import importlib.util
+import re
 from importlib import metadata
 from pathlib import Path
 
@@ -85,36 +87,109 @@ def warm_up(model: str | None = None) -> None:
 BUILD_PACKAGES = ("torch", "numpy", "constriction", "pytorch-msssim")
 #: The parts of cdcodec that make its points: the encode/decode pipeline, the format and the weights.
 BUILD_MODULES = ("cdcodec", "cdcodec.codec", "cdcodec.bitstream", "cdcodec.trained")
+#: Files of cdcodec.trained that belong to one model or list them all: a model's points
+#: depend on its own weights and manifest record only (`build_fingerprint`).
+PER_MODEL_FILE = re.compile(r".*\.safetensors|manifest\.json")
+#: The nodes whose first statement can be a docstring (`normalised` drops it).
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def module_files(module: str) -> list[tuple[str, Path]] | None:
+    """(name, path) of every file of one of cdcodec's packages, sorted; None when the
+    package has no single folder (a stand-in module in tests)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a stand-in `cdcodec` without __path__ or __spec__
+        return None
+    folders = list(spec.submodule_search_locations or ()) if spec else []
+    if len(folders) != 1:
+        return None
+    root = Path(folders[0])
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return [(f"{module}/{path.relative_to(root).as_posix()}", path) for path in paths]
+
+
+def is_per_model(name: str) -> bool:
+    """A file of cdcodec.trained that belongs to one model or lists them all (weights, manifest)."""
+    module, _, file = name.rpartition("/")
+    return module == "cdcodec.trained" and PER_MODEL_FILE.fullmatch(file) is not None
+
+
+def normalised(name: str, data: bytes) -> bytes:
+    """What of a file can shape cdcodec's output: a Python file's syntax tree without its
+    docstrings (comments never reach the tree), any other file's bytes.
+
+    So an edit to documentation alone keeps the fingerprint, and hours of measured
+    points stay reusable; a Python file that does not parse is hashed as bytes.
+    """
+    if not name.endswith(".py"):
+        return data
+    try:
+        tree = ast.parse(data)
+    except SyntaxError:
+        return data
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, DOCUMENTED) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
+def code_digest(files) -> bytes:
+    """SHA-256 over (name, normalised content) of `files`, (name, bytes) pairs in a fixed order."""
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(f"{name}\0".encode())
+        digest.update(hashlib.sha256(normalised(name, data)).digest())
+    return digest.digest()
+
+
+def package_versions() -> str:
+    """The versions of BUILD_PACKAGES, as the fingerprint records them ("name==version\\0" each)."""
+    versions = []
+    for name in BUILD_PACKAGES:
+        try:
+            versions.append(f"{name}=={metadata.version(name)}\0")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name}==absent\0")
+    return "".join(versions)
 
 
 @functools.lru_cache(maxsize=None)
-def build_fingerprint() -> str | None:
-    """SHA-256 over every file of cdcodec's top package, codec, bitstream and trained
-    weights (relative path and bytes) and the versions of BUILD_PACKAGES; None when
-    cdcodec's files cannot be found (a stand-in module in tests).
+def build_fingerprint(model: str | None = None) -> str | None:
+    """SHA-256 over what makes one model's points (`model`, None for the default one):
+    the code of cdcodec's top package, codec, bitstream and trained (`normalised`);
+    the model's id, its weights file and the distortion its manifest record tells
+    the encoder's search to weigh; and the versions of BUILD_PACKAGES. None when
+    cdcodec's files or the model cannot be found (a stand-in module in tests).
 
-    Any edit there, even one that leaves the output unchanged, gives a new
-    fingerprint: reuse errs on the side of measuring again.
+    Any edit to that code, even one that leaves the output unchanged, gives a new
+    fingerprint: reuse errs on the side of measuring again. Documentation and
+    comments do not, and neither does shipping, retiring or re-documenting another
+    model: the default model's hours of Kodak points stay reusable when the
+    second model changes.
     """
-    digest = hashlib.sha256()
+    files = []
     for module in BUILD_MODULES:
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):  # a stand-in `cdcodec` without __path__ or __spec__
+        found = module_files(module)
+        if found is None:
             return None
-        folders = list(spec.submodule_search_locations or ()) if spec else []
-        if len(folders) != 1:
-            return None
-        root = Path(folders[0])
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-            digest.update(f"{module}/{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    for name in BUILD_PACKAGES:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"{name}=={version}\0".encode())
+        files += [(name, path) for name, path in found if not is_per_model(name)]
+    try:
+        weights = importlib.import_module("cdcodec.codec.weights")
+    except ImportError:
+        return None
+    try:
+        model_id = model or weights.default_model_id()
+        weights_file = weights.shipped_file(model_id)  # checked against the manifest's sha256
+    except weights.ModelNotFoundError:
+        return None
+    digest = hashlib.sha256(code_digest((name, path.read_bytes()) for name, path in files))
+    digest.update(f"model={model_id}\0".encode())
+    digest.update(hashlib.sha256(weights_file.read_bytes()).digest())
+    digest.update(f"search ms-ssim share={weights.trained_ms_ssim_share(model_id)!r}\0".encode())
+    digest.update(package_versions().encode())
     return digest.hexdigest()
 
 
@@ -140,7 +215,7 @@ class CdcodecSource:
     def params(self) -> dict:
         """The bench's record of this codec; its build fingerprint is what lets `--reuse`
         take over the measurements of an earlier run (hashed on first use, not on import)."""
-        return {**self._params, "build": build_fingerprint()}
+        return {**self._params, "build": build_fingerprint(self.model)}
 
     def unavailable(self) -> str | None:
         """None when cdcodec can encode here; checks by encoding a small image (which also loads the model)."""

@@ -154,7 +154,7 @@ def reusable(previous: dict, images: Sequence[TestImage], sources: Sequence) -> 
     (image, codec) is reused only if the image has the same name and size, the codec
     the same settings and parameters, the encoder and metric libraries the same versions,
     and the earlier run had no error for it. cdcodec's settings include the fingerprint of
-    its code, weights and numeric libraries (`cdcodec_source.build_fingerprint`), so its
+    its code, its model's weights and numeric libraries (`cdcodec_source.build_fingerprint`), so its
     points are reused only from a run of the same build; without a fingerprint (a
     stand-in cdcodec, or a file from before it was recorded) never. Wall times are the
     earlier run's.

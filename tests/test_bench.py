@@ -436,11 +436,11 @@ def test_cdcodec_points_are_reused_only_from_the_same_build(tmp_path, image_dir,
     assert len(encode.models) == encoded, "a reused cdcodec point must not be encoded again"
     assert again["measurements"] == first["measurements"]
 
-    monkeypatch.setattr(cdcodec_source, "build_fingerprint", lambda: "another build")
+    monkeypatch.setattr(cdcodec_source, "build_fingerprint", lambda model=None: "another build")
     _rerun(tmp_path, image_dir, "cdcodec,jpeg420", first)
     assert len(encode.models) > encoded
 
-    monkeypatch.setattr(cdcodec_source, "build_fingerprint", lambda: None)  # build unknown: never reused
+    monkeypatch.setattr(cdcodec_source, "build_fingerprint", lambda model=None: None)  # build unknown: never reused
     _, unknown = _invoke(tmp_path, image_dir, "cdcodec,jpeg420", reference="jpeg420")
     encoded = len(encode.models)
     _rerun(tmp_path, image_dir, "cdcodec,jpeg420", unknown)
@@ -458,6 +458,36 @@ def test_build_fingerprint_follows_the_numeric_libraries(monkeypatch):
     monkeypatch.setattr(cdcodec_source.metadata, "version",
                         lambda name: "0.0.1" if name == "constriction" else real_version(name))
     assert cdcodec_source.build_fingerprint() != here
+
+
+def test_build_fingerprint_is_per_model():
+    """A source's points depend on its own model: the MS-SSIM model's fingerprint differs from
+    the default model's, and None means the default model."""
+    from cdcodec.bench import cdcodec_source
+    from cdcodec.codec.weights import default_model_id
+
+    default = cdcodec_source.build_fingerprint()
+    assert default == cdcodec_source.build_fingerprint(default_model_id())
+    assert cdcodec_source.build_fingerprint(MS_SSIM_MODEL) not in (None, default)
+    assert CDCODEC_MSSSIM.params["build"] == cdcodec_source.build_fingerprint(MS_SSIM_MODEL)
+    assert cdcodec_source.build_fingerprint("no-such-model") is None
+    per_model = [cdcodec_source.is_per_model(n) for n in
+                 ("cdcodec.trained/manifest.json", "cdcodec.trained/a-1.safetensors", "cdcodec.trained/__init__.py",
+                  "cdcodec.codec/manifest.json")]
+    assert per_model == [True, True, False, False]
+
+
+def test_fingerprinted_code_ignores_docstrings_and_comments_only():
+    from cdcodec.bench.cdcodec_source import normalised
+
+    code = b'"""Module."""\n\ndef f(x):\n    """Why."""\n    return x + 1  # one more\n'
+    documented = b'"""The module, said better."""\n\n\ndef f(x):\n    # no docstring now\n    return x + 1\n'
+    changed = b'"""Module."""\n\ndef f(x):\n    """Why."""\n    return x + 2\n'
+    assert normalised("m.py", code) == normalised("m.py", documented)
+    assert normalised("m.py", code) != normalised("m.py", changed)
+    assert normalised("m.py", b"def f():\n    'only a docstring'\n") == normalised("m.py", b"def f():\n    pass\n")
+    assert normalised("tables.json", b"{}") == b"{}"  # not Python: its bytes
+    assert normalised("broken.py", b"def (") == b"def ("
 
 
 def test_an_interrupted_run_leaves_a_checkpoint_that_resumes(tmp_path, image_dir, monkeypatch):
