@@ -14,6 +14,13 @@ window (the issue's targets are stated over 0.25-1.5 bpp):
 
 --per-image adds one table per metric with each image's own BD-rates (each
 image's curves alone), to see which images drive a small set's average.
+--add FILE CODEC NAME brings one more codec in from another results file of the
+same images, under NAME: e.g. the model a new bench run replaced, from the
+results file of its commit, against the one that replaced it:
+
+    git show 7133b63:results/bench/kodak.json > /tmp/kodak-before.json
+    python results/bench/rereference.py results/bench/kodak.json --reference cdcodec-msssim-4 \\
+        --add /tmp/kodak-before.json cdcodec-msssim cdcodec-msssim-4 --bpp-window 0.25 1.5
 """
 
 from __future__ import annotations
@@ -50,8 +57,12 @@ def main() -> None:
     parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"),
                         help="only the qualities both curves reach between LOW and HIGH bpp")
     parser.add_argument("--per-image", action="store_true", help="also each image's own BD-rates, one table per metric")
+    parser.add_argument("--add", nargs=3, action="append", default=[], metavar=("FILE", "CODEC", "NAME"),
+                        help="also CODEC from another results file of the same images, named NAME here (repeatable)")
     args = parser.parse_args()
     doc = json.loads(args.results.read_text())
+    for path, codec, name in args.add:
+        doc = with_codec_from(doc, json.loads(Path(path).read_text()), codec, name)
     method, where = _method_and_window(doc, args.bpp_window)
     bd = print_bd_table(doc, args.reference, args.bpp_window)
     if args.per_image:
@@ -63,6 +74,16 @@ def main() -> None:
             print("| image | " + " | ".join(bd) + " |\n|---|" + "---|" * len(bd))
             for im in images:
                 print(f"| {im} | " + " | ".join(_cell(per_image[im].get(name, {}).get(key)) for name in bd) + " |")
+
+
+def with_codec_from(doc: dict, other: dict, codec: str, name: str) -> dict:
+    """`doc` with `other`'s codec `codec` added as `name`, on the images `doc` has (exits with a message if `other` lacks it)."""
+    description = next((c for c in other["codecs"] if c["name"] == codec), None)
+    if description is None:
+        raise SystemExit(f"no codec {codec!r} in the file given with --add")
+    images = {m["image"] for m in doc["measurements"]}
+    added = [dict(m, codec=name) for m in other["measurements"] if m["codec"] == codec and m["image"] in images]
+    return dict(doc, codecs=doc["codecs"] + [dict(description, name=name)], measurements=doc["measurements"] + added)
 
 
 def print_bd_table(doc: dict, reference: str, window: tuple[float, float] | None) -> dict:
