@@ -15,12 +15,11 @@ window (the issue's targets are stated over 0.25-1.5 bpp):
 --per-image adds one table per metric with each image's own BD-rates (each
 image's curves alone), to see which images drive a small set's average.
 --add FILE CODEC NAME brings one more codec in from another results file of the
-same images, under NAME: e.g. the model a new bench run replaced, from the
-results file of its commit, against the one that replaced it:
+same images, under NAME: e.g. a candidate MS-SSIM model measured by a bench run
+of its own against the shipped one in the committed file (`cdc-msssim-7-trial.md`):
 
-    git show 7133b63:results/bench/kodak.json > /tmp/kodak-before.json
-    python results/bench/rereference.py results/bench/kodak.json --reference cdcodec-msssim-4 \\
-        --add /tmp/kodak-before.json cdcodec-msssim cdcodec-msssim-4 --bpp-window 0.25 1.5
+    python results/bench/rereference.py results/bench/cdc-msssim-7-kodak.json --reference cdcodec-msssim-4 \\
+        --add results/bench/kodak.json cdcodec-msssim cdcodec-msssim-4 --bpp-window 0.25 1.5
 """
 
 from __future__ import annotations
