@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -35,10 +36,7 @@ def git(repo: Path, *args: str) -> bytes:
 
 def module_folder(module: str, repo: Path) -> str:
     """The repository folder that holds `module` in this checkout (pyproject's package-dir)."""
-    name, path = module_files(module)[0]
-    root = path
-    for _ in name.split("/", 1)[1].split("/"):
-        root = root.parent
+    root = Path(importlib.util.find_spec(module).submodule_search_locations[0])
     return root.resolve().relative_to(repo.resolve()).as_posix()
 
 
