@@ -116,6 +116,8 @@ def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, 
 @click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the refine CNNs.")
 @click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion the refine CNNs are trained to lower (as for train).")
+@click.option("--refine-layers", default=None, help="Deepen the refine CNNs first: layers per stage, comma-separated (e.g. 8,4,4); added layers start as the identity.")
+@click.option("--stages", "stage_list", default=None, help="Train only these stages' refine CNNs, comma-separated from 1 (default: all).")
 @_ms_ssim_share_option
 @_device_option
 @_threads_option
@@ -125,20 +127,22 @@ def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, 
 @_install_option
 @_default_option
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest.")
-def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_ssim_share, device, threads, seed, work_dir, out, install, make_default, note) -> None:
+def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refine_layers, stage_list, ms_ssim_share, device, threads, seed, work_dir, out, install, make_default, note) -> None:
     """Make a model whose refine CNNs know the quality level, from trained MODEL.
 
     The new model's refine CNNs see the quality level as an extra input and are
     trained at every level in turn, everything else frozen (see
     codec/training/quality_refine.py); MODEL's symbol tables are kept.
     A MODEL made this way (its refine CNNs already see the level) is trained
-    further. Resumes from --work-dir.
+    further. --refine-layers first makes the CNNs deeper (a stage with B-pixel
+    blocks takes at most B/2 layers); --stages trains only some of them.
+    Resumes from --work-dir.
     """
     import torch
 
     from ..codec.pipeline import get_model
     from ..codec.training.data import list_images
-    from ..codec.training.quality_refine import RefineSettings, train_refine_at_all_qualities, with_quality_input
+    from ..codec.training.quality_refine import RefineSettings, train_refine_at_all_qualities, with_deeper_refine, with_quality_input
     from ..codec.training.train import describe_settings
 
     if ms_ssim_share is not None and metric != "mixed":
@@ -146,9 +150,12 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_s
     if threads:
         torch.set_num_threads(threads)
     try:
-        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share)
+        trained = None if stage_list is None else _parse_numbers(stage_list, "--stages")
+        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share, stages=trained)
         list_images(data_dir)
         codec = with_quality_input(get_model(model).codec, model_id)
+        if refine_layers is not None:
+            codec = with_deeper_refine(codec, _parse_numbers(refine_layers, "--refine-layers"))
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
@@ -162,7 +169,16 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, ms_s
     if install:
         record = _training_record("train-refine", data_dir, model, describe_settings(settings), device, started, work_dir, note)
         record["tables"] = {"note": f"the symbol tables of {model}, unchanged"}
+        if refine_layers is not None:
+            record["refine_layers"] = [s.refine_layers for s in codec.config.stages]
         install_model(out, model_id, codec.config.to_dict(), record, make_default)
+
+
+def _parse_numbers(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} takes whole numbers separated by commas, not {text!r}") from None
 
 
 @click.command("refit-tables")

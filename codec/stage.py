@@ -48,6 +48,13 @@ class StageConfig:
     # step and over- or under-corrects at the others (results/codec-study/postfilter.md).
     refine_sees_quality: bool = False
 
+    def __post_init__(self) -> None:
+        # Each 3×3 layer of the refine CNN reaches one pixel further. The encoder's
+        # symbol search measures moves in blocks two apart in one pass, which holds only
+        # while a symbol changes no pixel more than half a block beyond its own block.
+        if self.refine_layers < 2 or self.refine_layers > self.block // 2:
+            raise ValueError(f"a stage with {self.block}-pixel blocks takes 2 to {self.block // 2} refine layers, not {self.refine_layers}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -15,8 +15,8 @@ integer tables in the symbol's current context, `bitstream.entropy.move_bits`).
 A round takes the best-ranked move of each block and measures what each of
 those really does before keeping it (`_apply_measured_block_moves`). That is
 cheap because a symbol shapes only its own block and, through the refine
-CNN's 9×9 receptive field, a margin of 4 pixels around it: moves in blocks two
-apart never touch the same pixel, so four decoder passes (one per position in
+CNN's 3×3 layers, a margin of one pixel per layer around it, at most half a
+block (StageConfig's rule): moves in blocks two apart never touch the same pixel, so four decoder passes (one per position in
 a 2×2 cell of blocks) measure one move in every block. Squared error splits
 exactly into those pixels; MS-SSIM does not, so each pass spreads the MS-SSIM
 term's exact change over the pixels in the shape of the change of its finest
@@ -168,8 +168,8 @@ def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objecti
     Each of four passes moves the blocks at one position of every 2×2 cell of
     blocks; a pixel's change is charged to the moved block whose cell, centred on
     it, holds the pixel, which reaches half a block beyond it: all that the move
-    changes where the refine CNN reaches no further (the shipped models: 4 layers
-    of 3×3, blocks of 8 and 16 pixels). The rate is `move_bits`' (each symbol in its
+    changes while the refine CNN reaches no further (StageConfig allows a stage at
+    most block/2 layers of 3×3). The rate is `move_bits`' (each symbol in its
     current context); the objective of the whole trial counts the contexts' changes too.
     """
     lh, lw = symbols.shape[-2:]

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from cdcodec.cli.main import cli
 from cdcodec.codec.pipeline import decode, encode
-from cdcodec.codec.training.quality_refine import RefineSettings, with_quality_input
+from cdcodec.codec.model import CascadeCodec, CodecConfig
+from cdcodec.codec.stage import StageConfig
+from cdcodec.codec.training.quality_refine import RefineSettings, with_deeper_refine, with_quality_input
 from cdcodec.codec.weights import codec_tensors, load_codec, save_codec
 from imagegen import photo_folder, smooth_image
 
@@ -114,6 +116,102 @@ def test_train_refine_checks_its_options_before_any_work(tmp_path, tiny_weights)
     assert not work.exists()
     with pytest.raises(ValueError, match="share"):
         RefineSettings(steps=1, metric="mixed", ms_ssim_share=1.5)
+
+
+def _deepenable_codec() -> CascadeCodec:
+    """A fresh two-stage codec with 8-pixel blocks and 2-layer refine CNNs (room for 4),
+    every refine weight random so that each layer matters."""
+    stages = (StageConfig(block=8, step=0.2, refine_features=8, refine_layers=2, encoder_features=8, refine_sees_quality=True),) * 2
+    codec = CascadeCodec(CodecConfig(model_id="deepen", stages=stages, qualities=(1.0,)))
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for stage in codec.stages:
+            for parameter in stage.refine.parameters():
+                parameter.normal_(0, 0.2)
+    return codec
+
+
+def test_a_deeper_refine_cnn_is_the_source_with_identity_layers_before_its_last(tmp_path):
+    source = _deepenable_codec()
+    deeper = with_deeper_refine(source, (4, 2))
+    assert [s.refine_layers for s in deeper.config.stages] == [4, 2]
+    assert deeper.config.model_id == source.config.model_id and deeper.tables == source.tables
+    old, new = source.stages[0].refine.body, deeper.stages[0].refine.body
+    x = torch.rand(1, 7, 24, 24)
+    with torch.no_grad():
+        features = old[:-1](x)
+        # Each added layer is the identity followed by the activation once more.
+        expected = old[-1](new[-1 - 1](new[-1 - 3](features)))
+        assert torch.allclose(new(x), expected, atol=1e-6)
+        assert not torch.allclose(new(x), old(x), atol=1e-3)
+    # Stage 2 kept its depth and its weights.
+    assert all(torch.equal(a, b) for a, b in zip(source.stages[1].refine.state_dict().values(), deeper.stages[1].refine.state_dict().values()))
+    # The deeper model saves and loads as itself.
+    save_codec(deeper, tmp_path / "deeper.safetensors")
+    loaded = load_codec(tmp_path / "deeper.safetensors")[0]
+    assert loaded.config == deeper.config
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), deeper.state_dict().values()))
+
+
+def test_a_refine_cnn_at_its_deepest_changes_no_pixel_beyond_half_a_block():
+    """The bound StageConfig enforces is the one the symbol search relies on
+    (test_symbol_search): one symbol's change stays within half a block of its block."""
+    codec = with_deeper_refine(_deepenable_codec(), (4, 4))
+    stage, block = codec.stages[0], 8
+    with torch.no_grad():  # the added layers, trained: no longer centre taps only
+        for parameter in stage.refine.parameters():
+            parameter.normal_(0, 0.2)
+    x = torch.rand(1, 3, 48, 48)
+    prev = codec.base(x)
+    with torch.no_grad():
+        q = stage.quantize(stage.analyse(x, prev))
+        moved = q.clone()
+        moved[0, 5, 2, 2] += 3
+        change = (stage.synthesise(moved, prev) - stage.synthesise(q, prev)).abs().sum(dim=(0, 1))
+    reach = torch.zeros_like(change, dtype=torch.bool)
+    reach[2 * block - block // 2 : 3 * block + block // 2, 2 * block - block // 2 : 3 * block + block // 2] = True
+    assert change[~reach].max() == 0
+    # ...and it does reach that far: the ring just inside the bound changed.
+    ring = reach.clone()
+    ring[2 * block - block // 2 + 1 : 3 * block + block // 2 - 1, 2 * block - block // 2 + 1 : 3 * block + block // 2 - 1] = False
+    assert change[ring].sum() > 0
+
+
+def test_refine_cnns_only_grow_and_reach_at_most_half_a_block():
+    with pytest.raises(ValueError, match="2 to 4 refine layers, not 5"):
+        StageConfig(block=8, step=0.2, refine_layers=5)
+    with pytest.raises(ValueError, match="can only grow"):
+        with_deeper_refine(with_deeper_refine(_deepenable_codec(), (3, 2)), (2, 2))
+    with pytest.raises(ValueError, match="2 stages, not 3"):
+        with_deeper_refine(_deepenable_codec(), (2, 2, 2))
+
+
+def test_train_refine_can_train_one_stage_alone(tmp_path, tiny_weights):
+    source_path = tmp_path / "source.safetensors"
+    save_codec(_with_working_refine(load_codec(tiny_weights)[0]), source_path)
+    out = tmp_path / "one.safetensors"
+    result = CliRunner().invoke(cli, ["train-refine", str(source_path), "--data", str(photo_folder(tmp_path)), "--model-id", "one",
+                                      "--stages", "2", "--steps", "2", "--batch", "2", "--crop", "16",
+                                      "--work-dir", str(tmp_path / "w"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    before, after = with_quality_input(load_codec(source_path)[0], "one").state_dict(), load_codec(out)[0].state_dict()
+    changed = {key.split(".refine.")[0] for key in after if not torch.equal(before[key], after[key])}
+    assert changed == {"stages.1"}
+
+
+def test_train_refine_refuses_bad_refine_depths_in_one_line(tmp_path, tiny_weights):
+    folder, work = photo_folder(tmp_path), tmp_path / "w"
+    base = ["train-refine", str(tiny_weights), "--data", str(folder), "--model-id", "x", "--work-dir", str(work)]
+    for option, value, message in (
+        ("--refine-layers", "3,3", "takes 2 to 2 refine layers, not 3"),
+        ("--refine-layers", "4,x", "--refine-layers takes whole numbers separated by commas"),
+        ("--refine-layers", "2", "not 1 refine depths"),
+        ("--stages", "3", "has 2 stages, not 3"),
+        ("--stages", "0", "numbered from 1"),
+    ):
+        result = CliRunner().invoke(cli, [*base, option, value])
+        assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output, result.output
+    assert not work.exists()
 
 
 def test_the_manifest_record_names_the_command_as_typed(tmp_path, monkeypatch):
