@@ -16,6 +16,7 @@ from cdcodec.codec.stage import StageConfig
 from cdcodec.codec.training.quality_refine import RefineSettings, with_deeper_refine, with_quality_input
 from cdcodec.codec.weights import codec_tensors, load_codec, save_codec
 from imagegen import photo_folder, smooth_image
+from reach import half_block_around, one_move_change
 
 
 def _with_working_refine(codec):
@@ -162,18 +163,11 @@ def test_a_refine_cnn_at_its_deepest_changes_no_pixel_beyond_half_a_block():
         for parameter in stage.refine.parameters():
             parameter.normal_(0, 0.2)
     x = torch.rand(1, 3, 48, 48)
-    prev = codec.base(x)
-    with torch.no_grad():
-        q = stage.quantize(stage.analyse(x, prev))
-        moved = q.clone()
-        moved[0, 5, 2, 2] += 3
-        change = (stage.synthesise(moved, prev) - stage.synthesise(q, prev)).abs().sum(dim=(0, 1))
-    reach = torch.zeros_like(change, dtype=torch.bool)
-    reach[2 * block - block // 2 : 3 * block + block // 2, 2 * block - block // 2 : 3 * block + block // 2] = True
+    change = one_move_change(stage, x, codec.base(x), channel=5, delta=3)
+    reach = half_block_around(change, block)
     assert change[~reach].max() == 0
     # ...and it does reach that far: the ring just inside the bound changed.
-    ring = reach.clone()
-    ring[2 * block - block // 2 + 1 : 3 * block + block // 2 - 1, 2 * block - block // 2 + 1 : 3 * block + block // 2 - 1] = False
+    ring = reach & ~half_block_around(change, block, inset=1)
     assert change[ring].sum() > 0
 
 

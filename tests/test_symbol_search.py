@@ -16,6 +16,7 @@ from cdcodec.codec.similarity import MS_SSIM_LAMBDA_SCALE
 from cdcodec.codec.symbol_search import MOVES, StageRate, _ssim_map, _sum_around_blocks, search_symbols
 
 from imagegen import smooth_image
+from reach import half_block_around, one_move_change
 
 
 def stage_one_search(tiny_model, image: np.ndarray, rounds: int, lam_factor: float = 1.0, ms_ssim_share: float = 0.0):
@@ -133,14 +134,8 @@ def test_a_move_changes_no_pixel_beyond_half_a_block_around_its_block(tiny_model
     block = stage.config.block
     assert stage.config.refine_layers <= block // 2  # each 3×3 layer reaches one pixel further
     x = _to_tensor(smooth_image(48, 48, seed=8), codec.config.multiple)
-    prev = codec.base(x)
-    with torch.no_grad():
-        q = stage.quantize(stage.analyse(x, prev))
-        moved = q.clone()
-        moved[0, 0, 2, 2] += 1
-        change = (stage.synthesise(moved, prev) - stage.synthesise(q, prev)).abs().sum(dim=(0, 1))
-    reach = torch.zeros_like(change, dtype=torch.bool)
-    reach[2 * block - block // 2 : 3 * block + block // 2, 2 * block - block // 2 : 3 * block + block // 2] = True
+    change = one_move_change(stage, x, codec.base(x), channel=0, delta=1)
+    reach = half_block_around(change, block)
     assert change[reach].sum() > 0
     assert change[~reach].max() == 0
 
