@@ -169,8 +169,6 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
     if install:
         record = _training_record("train-refine", data_dir, model, describe_settings(settings), device, started, work_dir, note)
         record["tables"] = {"note": f"the symbol tables of {model}, unchanged"}
-        if refine_layers is not None:
-            record["refine_layers"] = [s.refine_layers for s in codec.config.stages]
         install_model(out, model_id, codec.config.to_dict(), record, make_default)
 
 

@@ -16,8 +16,9 @@ A round takes the best-ranked move of each block and measures what each of
 those really does before keeping it (`_apply_measured_block_moves`). That is
 cheap because a symbol shapes only its own block and, through the refine
 CNN's 3×3 layers, a margin of one pixel per layer around it, at most half a
-block (StageConfig's rule): moves in blocks two apart never touch the same pixel, so four decoder passes (one per position in
-a 2×2 cell of blocks) measure one move in every block. Squared error splits
+block (StageConfig's rule): moves in blocks two apart never touch the same
+pixel, so four decoder passes (one per position in a 2×2 cell of blocks)
+measure one move in every block. Squared error splits
 exactly into those pixels; MS-SSIM does not, so each pass spreads the MS-SSIM
 term's exact change over the pixels in the shape of the change of its finest
 scale's SSIM map (`_ssim_map`), which is local. The kept moves are applied

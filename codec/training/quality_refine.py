@@ -53,7 +53,8 @@ class RefineSettings:
     metric: str = "mse"
     ms_ssim_share: float = 0.5
     # The stages (1-based) whose refine CNNs train; None: all. Later stages are not
-    # even run, so training stage 1's CNN alone costs a third of a full step.
+    # run: stage 1's 8-layer CNN alone took 1.1 s a step on the 2-core machine, all
+    # three stages 2.1 s (results/codec-study/deeper-refine.md).
     stages: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -93,7 +94,9 @@ def with_deeper_refine(codec: CascadeCodec, layers: tuple[int, ...]) -> CascadeC
     """A copy of `codec` whose stage k's refine CNN has `layers[k]` layers of 3×3.
 
     Why: a refine CNN of 4 layers sees 9×9 pixels, half of stage 1's 16-pixel
-    block; at low rates that block's edges are the main artefact. The added
+    block, and a CNN that sees more of a block and its neighbours might remove
+    more of a block transform's low-rate artefacts (on `cdc-mix-5`'s stage 1 it
+    bought 0.04–0.07 dB: results/codec-study/deeper-refine.md). The added
     layers go before the last one and start as the identity on the features
     (centre tap 1 on the diagonal, bias 0), so the copy starts from what the
     source learned. It is not quite the source: a LeakyReLU applied twice shrinks
