@@ -173,7 +173,7 @@ def train_refine_at_all_qualities(
             group["lr"] = settings.lr * _lr_factor(state["step"], settings.steps)
         level = state["step"] % len(codec.config.qualities)
         x = sampler.batch(settings.batch).to(dev, non_blocking=True)
-        mse = refine_step(codec, x, level, optimizer, settings, use_amp, trained)
+        mse = refine_step(codec, x, level, optimizer, settings, use_amp)
         state["step"] += 1
         state["seconds"] = time.monotonic() - started
         bar.update(1)
@@ -203,24 +203,21 @@ def _trained_stages(codec: CascadeCodec, settings: RefineSettings) -> list[int]:
     return sorted({number - 1 for number in settings.stages})
 
 
-def refine_step(codec: CascadeCodec, x: torch.Tensor, level: int, optimizer, settings: RefineSettings, use_amp: bool,
-                trained: list[int] | None = None) -> float:
-    """One optimisation step of the refine CNNs of stages `trained` (0-based; None: all)
-    at quality level `level`; returns the last trained stage's squared error (for the
-    progress bar). Stages after the last trained one are not run."""
-    trained = list(range(codec.num_stages)) if trained is None else trained
+def refine_step(codec: CascadeCodec, x: torch.Tensor, level: int, optimizer, settings: RefineSettings, use_amp: bool) -> float:
+    """One optimisation step of the refine CNNs `settings` trains at quality level `level`;
+    returns the last trained stage's squared error (for the progress bar). Stages after
+    the last trained one are not run; the others before it run without gradients."""
+    trained = _trained_stages(codec, settings)
     scale = codec.scale(level)
     prev = codec.base(x)
     loss = torch.zeros((), device=x.device)
     for index, stage in enumerate(codec.stages[: max(trained) + 1]):
-        if index not in trained:
-            with torch.no_grad():
-                symbols = stage.quantize(stage.analyse(x, prev, scale))
-                prev = stage.synthesise(symbols, prev, scale)
-            continue
         with torch.no_grad():
             symbols = stage.quantize(stage.analyse(x, prev, scale))
             estimate = stage.linear_estimate(symbols, prev, scale)
+            if index not in trained:
+                prev = estimate + stage.correction(estimate, prev, scale)
+                continue
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
             recon = estimate + stage.correction(estimate, prev, scale)
         mse = distortion(recon, x, "mse")
