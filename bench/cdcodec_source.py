@@ -90,6 +90,10 @@ BUILD_MODULES = ("cdcodec", "cdcodec.codec", "cdcodec.bitstream", "cdcodec.train
 #: Files of cdcodec.trained that belong to one model or list them all: a model's points
 #: depend on its own weights and manifest record only (`build_fingerprint`).
 PER_MODEL_FILE = re.compile(r".*\.safetensors|manifest\.json")
+#: Files of cdcodec.codec that make new weights (training, table fitting): encode and
+#: decode never import them (tests/test_bench.py checks), so they shape a model's points
+#: only through its weights file, which the fingerprint hashes on its own.
+TRAINING_FILE = re.compile(r"cdcodec\.codec/training/.*")
 #: The nodes whose first statement can be a docstring (`normalised` drops it).
 DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -113,6 +117,12 @@ def is_per_model(name: str) -> bool:
     """A file of cdcodec.trained that belongs to one model or lists them all (weights, manifest)."""
     module, _, file = name.rpartition("/")
     return module == "cdcodec.trained" and PER_MODEL_FILE.fullmatch(file) is not None
+
+
+def is_fingerprinted(name: str) -> bool:
+    """Whether a file (named as `module_files` names it) is part of every model's fingerprint:
+    cdcodec's code and format, not a model's own files, not the training code."""
+    return not is_per_model(name) and TRAINING_FILE.fullmatch(name) is None
 
 
 def normalised(name: str, data: bytes) -> bytes:
@@ -159,23 +169,31 @@ def package_versions() -> str:
 @functools.lru_cache(maxsize=None)
 def build_fingerprint(model: str | None = None) -> str | None:
     """SHA-256 over what makes one model's points (`model`, None for the default one):
-    the code of cdcodec's top package, codec, bitstream and trained (`normalised`);
-    the model's id, its weights file and the distortion its manifest record tells
-    the encoder's search to weigh; and the versions of BUILD_PACKAGES. None when
-    cdcodec's files or the model cannot be found (a stand-in module in tests).
+    the code of cdcodec's top package, codec, bitstream and trained (`normalised`),
+    less the training code (`is_fingerprinted`); the model's id, its weights file
+    and the distortion its manifest record tells the encoder's search to weigh; and
+    the versions of BUILD_PACKAGES. None when cdcodec's files or the model cannot be
+    found (a stand-in module in tests).
 
     Any edit to that code, even one that leaves the output unchanged, gives a new
     fingerprint: reuse errs on the side of measuring again. Documentation and
-    comments do not, and neither does shipping, retiring or re-documenting another
-    model: the default model's hours of Kodak points stay reusable when the
-    second model changes.
+    comments do not, and neither do training code, or shipping, retiring or
+    re-documenting another model: the default model's hours of Kodak points stay
+    reusable when a new model is trained or the second model changes.
     """
     files = []
     for module in BUILD_MODULES:
         found = module_files(module)
         if found is None:
             return None
-        files += [(name, path) for name, path in found if not is_per_model(name)]
+        files += [(name, path.read_bytes()) for name, path in found if is_fingerprinted(name)]
+    return model_fingerprint(files, model)
+
+
+def model_fingerprint(files, model: str | None = None) -> str | None:
+    """The fingerprint of `model`'s points when cdcodec's code is `files` ((name, bytes) pairs,
+    in `module_files`' order): `build_fingerprint` of the checkout, and of the code of an
+    earlier commit (`results/bench/refingerprint.py`). None when the model cannot be found."""
     try:
         weights = importlib.import_module("cdcodec.codec.weights")
     except ImportError:
@@ -185,7 +203,7 @@ def build_fingerprint(model: str | None = None) -> str | None:
         weights_file = weights.shipped_file(model_id)  # checked against the manifest's sha256
     except weights.ModelNotFoundError:
         return None
-    digest = hashlib.sha256(code_digest((name, path.read_bytes()) for name, path in files))
+    digest = hashlib.sha256(code_digest(files))
     digest.update(f"model={model_id}\0".encode())
     digest.update(hashlib.sha256(weights_file.read_bytes()).digest())
     digest.update(f"search ms-ssim share={weights.trained_ms_ssim_share(model_id)!r}\0".encode())

@@ -121,10 +121,11 @@ def _measure_named(image: TestImage, names: list[str]) -> list[tuple[list[dict],
 
 def _measure_image(image: TestImage, sources: Sequence) -> list[tuple[list[dict], list[dict]]]:
     """(measurements, errors) of every source on one image, in the order of `sources`."""
-    return [_measure(image, source) for source in sources]
+    return [measure_source(image, source) for source in sources]
 
 
-def _measure(image: TestImage, source) -> tuple[list[dict], list[dict]]:
+def measure_source(image: TestImage, source) -> tuple[list[dict], list[dict]]:
+    """(measurements, errors) of one source's every point on one image, as a results file records them."""
     measurements: list[dict] = []
     errors: list[dict] = []
     try:

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import math
+import subprocess
 import sys
 import types
 
@@ -475,6 +476,30 @@ def test_build_fingerprint_is_per_model():
                  ("cdcodec.trained/manifest.json", "cdcodec.trained/a-1.safetensors", "cdcodec.trained/__init__.py",
                   "cdcodec.codec/manifest.json")]
     assert per_model == [True, True, False, False]
+
+
+def test_training_code_is_outside_the_fingerprint():
+    """Training a new model must not make the shipped models' measured points unreusable."""
+    from cdcodec.bench.cdcodec_source import is_fingerprinted
+
+    names = ("cdcodec.codec/training/train.py", "cdcodec.codec/training/fitting.py", "cdcodec.codec/pipeline.py",
+             "cdcodec.codec/stage.py", "cdcodec.bitstream/entropy.py", "cdcodec.trained/__init__.py",
+             "cdcodec.trained/manifest.json")
+    assert [is_fingerprinted(name) for name in names] == [False, False, True, True, True, True, False]
+
+
+def test_encode_and_decode_never_import_the_training_code():
+    """What makes leaving codec/training/ out of the build fingerprint sound."""
+    script = (
+        "import sys, numpy as np, cdcodec\n"
+        "pixels = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)\n"
+        "for options in ({}, {'tune': 'psnr'}, {'lossless': True}):\n"
+        "    cdcodec.decode(cdcodec.encode(pixels, **options))\n"
+        "cdcodec.decode(cdcodec.encode(pixels, model=sys.argv[1]), model=sys.argv[1])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cdcodec.codec.training')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, MS_SSIM_MODEL], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_fingerprinted_code_ignores_docstrings_and_comments_only():
