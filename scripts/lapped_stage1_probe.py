@@ -1,0 +1,148 @@
+"""Would stage 1 code better with overlapping basis functions? A controlled test at the codec study's scale.
+
+AVIF's remaining lead on Kodak sits on images with straight edges and smooth
+areas (`results/bench/kodak-per-image-vs-avif.md`), and decoder-side levers
+did not reach it. One suspect is stage 1's transform itself: its analysis and
+synthesis act on disjoint 16×16 blocks, so a smooth ramp or an edge that
+crosses a block border is coded twice, each half with basis functions that stop
+at the border. A lapped transform's basis functions overlap their neighbours'.
+
+This trains stage 1 of `cascade3` with the codec study's plain recipe
+(`experiments/codec_study`: batch 16 of 128×128 crops, cosine schedule, one
+thread), once as shipped (`--overlap 0`) and once with analysis and synthesis
+kernels that reach `--overlap` pixels beyond the block on every side (stride
+still 16, so the same latent grid and coder). The lapped arm starts as the
+block transform: the PCA basis in the kernels' centre, zero margins, which
+training then grows (the transform's own learning rate, `--transform-lr`,
+defaults to the recipe's). Each arm then encodes the Kodak images at stage 1's
+five quality levels, symbols rounded (no search, so the transforms are
+compared, not the encoder), post-filters as the encoder chooses them, rates
+from the real .cdc bytes, and writes its points to `<work>/points.json`.
+`--compare A B` prints both arms' mean points and the BD-rate of B against A
+(the bench's PCHIP on upper envelopes, MS-SSIM in dB).
+
+Overlap plus the refine CNN's 4 layers stays within half a block, the reach the
+encoder's symbol search assumes (`StageConfig`). The lapped arm exists only in
+this script (it swaps `codec/stage.py`'s BlockTransform in-process; exact
+modes would need an overlap-add preview): a probe, not a format.
+
+    python scripts/lapped_stage1_probe.py --overlap 0 --work /tmp/lapped/o0
+    python scripts/lapped_stage1_probe.py --overlap 4 --work /tmp/lapped/o4
+    python scripts/lapped_stage1_probe.py --compare /tmp/lapped/o0 /tmp/lapped/o4
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from cdcodec.bench import metrics
+from cdcodec.bench.bdrate import bd_rate
+from cdcodec.bench.metrics import to_db
+from cdcodec.codec import stage as stage_module
+from cdcodec.codec.networks import BlockTransform
+from cdcodec.codec.pipeline import encode, decode, quality_levels
+from cdcodec.codec.presets import preset_config
+from cdcodec.codec.training.train import TrainSettings, train_cascade
+
+from kodak_sample import KODAK, SHARED_DATA
+
+
+class LappedTransform(BlockTransform):
+    """BlockTransform whose kernels reach `overlap` pixels beyond the block on each side (stride = block)."""
+
+    def __init__(self, block: int, channels: int = 3, overlap: int = 4):
+        nn.Module.__init__(self)
+        self.block, self.overlap = block, overlap
+        self.latent_channels = channels * block * block
+        size = block + 2 * overlap
+        self.analysis = nn.Conv2d(channels, self.latent_channels, size, stride=block, padding=overlap, bias=False)
+        self.synthesis = nn.ConvTranspose2d(self.latent_channels, channels, size, stride=block, padding=overlap, bias=False)
+        self.reset_orthonormal(torch.eye(self.latent_channels))
+
+    @torch.no_grad()
+    def reset_orthonormal(self, basis: torch.Tensor) -> None:
+        """The block basis in the kernels' centre, zero margins: the block transform to start from."""
+        filters = basis.T.reshape(self.latent_channels, -1, self.block, self.block).to(self.analysis.weight)
+        centre = slice(self.overlap, self.overlap + self.block)
+        for layer in (self.analysis, self.synthesis):
+            layer.weight.zero_()
+            layer.weight[:, :, centre, centre] = filters
+
+
+def train_arm(overlap: int, work: Path, steps: int, seed: int, transform_lr: float | None) -> Path:
+    out = work / "model.safetensors"
+    if not out.exists():
+        settings = TrainSettings(steps_per_stage=(steps,), seed=seed)
+        if transform_lr is not None:
+            settings = TrainSettings(steps_per_stage=(steps,), seed=seed, transform_lr=transform_lr)
+        start = time.time()
+        train_cascade(preset_config("cascade3-stage1", f"lapped-probe-o{overlap}"), SHARED_DATA / "train-photos", work, settings, out=out)
+        print(f"trained in {time.time() - start:.0f} s (this call; a resumed run's earlier time is in {work}/log.json)", flush=True)
+    return out
+
+
+def measure_arm(model, work: Path) -> None:
+    """Stage 1 of `model` (a weights file or a LoadedModel) on every Kodak image at every level, into work/points.json."""
+    records = []
+    for path in sorted(KODAK.glob("*.png")):
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        for level in range(quality_levels(model)):
+            data = encode(pixels, stages=1, model=model, quality=level, search_rounds=0)
+            record = metrics.measure(pixels, np.asarray(decode(data, model=model)), len(data))
+            records.append({"image": path.stem, "level": level, **record})
+        print(f"{path.stem} measured", flush=True)
+    (work / "points.json").write_text(json.dumps(records, indent=1))
+
+
+def mean_curve(work: Path) -> list[tuple[float, float, float]]:
+    records = json.loads((work / "points.json").read_text())
+    levels = sorted({r["level"] for r in records})
+    return [
+        tuple(float(np.mean([r[key] for r in records if r["level"] == level])) for key in ("bpp", "psnr", "ms_ssim"))
+        for level in levels
+    ]
+
+
+def compare(first: Path, second: Path) -> None:
+    a, b = mean_curve(first), mean_curve(second)
+    print(f"level | {first.name}: bpp PSNR MS-SSIM | {second.name}: bpp PSNR MS-SSIM")
+    for level, (pa, pb) in enumerate(zip(a, b)):
+        print(f"{level} | {pa[0]:.4f} {pa[1]:.3f} {pa[2]:.5f} | {pb[0]:.4f} {pb[1]:.3f} {pb[2]:.5f}")
+    psnr = bd_rate([p[0] for p in a], [p[1] for p in a], [p[0] for p in b], [p[1] for p in b])
+    msssim = bd_rate([p[0] for p in a], [to_db(p[2]) for p in a], [p[0] for p in b], [to_db(p[2]) for p in b])
+    print(f"BD-rate {second.name} against {first.name}: PSNR {psnr:+.2f}%  MS-SSIM (dB) {msssim:+.2f}%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--overlap", type=int, default=0, help="pixels the kernels reach beyond the block on each side")
+    parser.add_argument("--work", type=Path, help="the arm's folder (checkpoints, weights, points); resumes there")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transform-lr", type=float, default=None, help="the transform's learning rate (default: the recipe's)")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="print the BD-rate of arm B against arm A")
+    args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
+    if args.work is None:
+        parser.error("--work is required unless --compare")
+    torch.set_num_threads(1)
+    if args.overlap:
+        stage_module.BlockTransform = functools.partial(LappedTransform, overlap=args.overlap)
+    args.work.mkdir(parents=True, exist_ok=True)
+    model = train_arm(args.overlap, args.work, args.steps, args.seed, args.transform_lr)
+    measure_arm(model, args.work)
+
+
+if __name__ == "__main__":
+    main()
