@@ -81,9 +81,7 @@ class LappedTransform(BlockTransform):
 def train_arm(overlap: int, work: Path, steps: int, seed: int, transform_lr: float | None) -> Path:
     out = work / "model.safetensors"
     if not out.exists():
-        settings = TrainSettings(steps_per_stage=(steps,), seed=seed)
-        if transform_lr is not None:
-            settings = TrainSettings(steps_per_stage=(steps,), seed=seed, transform_lr=transform_lr)
+        settings = TrainSettings(steps_per_stage=(steps,), seed=seed, **({} if transform_lr is None else {"transform_lr": transform_lr}))
         start = time.time()
         train_cascade(preset_config("cascade3-stage1", f"lapped-probe-o{overlap}"), SHARED_DATA / "train-photos", work, settings, out=out)
         print(f"trained in {time.time() - start:.0f} s (this call; a resumed run's earlier time is in {work}/log.json)", flush=True)
