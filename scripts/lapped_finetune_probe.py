@@ -14,11 +14,16 @@ the training photos, and measure stage 1 on Kodak as `lapped_stage1_probe.py`
 does (rounded symbols, real bytes). The control, `--overlap 0`, fine-tunes the
 same way without margins, so the pair compares the margins, not the extra
 steps; `--steps 0 --overlap 0` measures the shipped stage 1 itself (its own tables).
+`--cascade` measures the whole cascade instead (every stage prefix, on the
+four probe images of `kodak_sample`), stages 2 and 3 as shipped: what the new
+stage 1 does to the later stages before they are fine-tuned for it.
 No checkpoints: an arm is a quarter of an hour on one core.
 
     python scripts/lapped_finetune_probe.py --overlap 0 --work /tmp/lapped-ft/o0
     python scripts/lapped_finetune_probe.py --overlap 4 --work /tmp/lapped-ft/o4
     python scripts/lapped_stage1_probe.py --compare /tmp/lapped-ft/o0 /tmp/lapped-ft/o4
+    python scripts/lapped_finetune_probe.py --overlap 4 --cascade --work /tmp/lapped-ft/o4  # and o0, shipped
+    python scripts/lapped_stage1_probe.py --compare /tmp/lapped-ft/o0 /tmp/lapped-ft/o4 --cascade
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from cdcodec.codec.pipeline import LoadedModel, get_model
 from cdcodec.codec.training.data import CropSampler
 from cdcodec.codec.training.train import TrainSettings, _fit_stage_tables, _lr_factor, stage_optimizer, training_step
 
-from kodak_sample import SHARED_DATA
+from kodak_sample import SHARED_DATA, kodak_sample
 from lapped_stage1_probe import LappedTransform, measure_arm
 
 
@@ -59,6 +64,8 @@ def main() -> None:
     parser.add_argument("--transform-lr", type=float, default=1e-4, help="the block transform and its margins")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--cascade", action="store_true",
+                        help="measure every stage prefix of the whole cascade (stages 2 and 3 as shipped) on the 4 probe images instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -88,7 +95,11 @@ def main() -> None:
         (args.work / "training.json").write_text(json.dumps({**vars(args), "work": str(args.work), "train_seconds": round(seconds)}))
         print(f"trained {args.steps} steps in {seconds:.0f} s; stage 1 tables refit", flush=True)
     codec.eval()
-    measure_arm(LoadedModel(codec, loaded.digest), args.work)
+    model = LoadedModel(codec, loaded.digest)
+    if args.cascade:
+        measure_arm(model, args.work, kodak_sample(4), codec.num_stages)
+    else:
+        measure_arm(model, args.work)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from torch import nn
 from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate
 from cdcodec.bench.metrics import to_db
+from cdcodec.bitstream import truncate
 from cdcodec.codec import stage as stage_module
 from cdcodec.codec.networks import BlockTransform
 from cdcodec.codec.pipeline import encode, decode, quality_levels
@@ -88,33 +89,40 @@ def train_arm(overlap: int, work: Path, steps: int, seed: int, transform_lr: flo
     return out
 
 
-def measure_arm(model, work: Path) -> None:
-    """Stage 1 of `model` (a weights file or a LoadedModel) on every Kodak image at every level, into work/points.json."""
+def measure_arm(model, work: Path, images: list[Path] | None = None, stages: int = 1) -> None:
+    """`model` (a weights file or a LoadedModel) on Kodak (or `images`) at every level, every
+    prefix of `stages` stages, into work/points.json (work/points-cascade.json when stages > 1)."""
     records = []
-    for path in sorted(KODAK.glob("*.png")):
+    for path in images or sorted(KODAK.glob("*.png")):
         pixels = np.asarray(Image.open(path).convert("RGB"))
         for level in range(quality_levels(model)):
-            data = encode(pixels, stages=1, model=model, quality=level, search_rounds=0)
-            record = metrics.measure(pixels, np.asarray(decode(data, model=model)), len(data))
-            records.append({"image": path.stem, "level": level, **record})
+            data = encode(pixels, stages=stages, model=model, quality=level, search_rounds=0)
+            for count in range(1, stages + 1):
+                prefix = truncate(data, count)
+                record = metrics.measure(pixels, np.asarray(decode(prefix, model=model)), len(prefix))
+                records.append({"image": path.stem, "level": level, **({"stages": count} if stages > 1 else {}), **record})
         print(f"{path.stem} measured", flush=True)
-    (work / "points.json").write_text(json.dumps(records, indent=1))
+    (work / ("points.json" if stages == 1 else "points-cascade.json")).write_text(json.dumps(records, indent=1))
 
 
-def mean_curve(work: Path) -> list[tuple[float, float, float]]:
-    records = json.loads((work / "points.json").read_text())
-    levels = sorted({r["level"] for r in records})
-    return [
-        tuple(float(np.mean([r[key] for r in records if r["level"] == level])) for key in ("bpp", "psnr", "ms_ssim"))
-        for level in levels
-    ]
+def mean_curve(points: Path) -> dict[str, tuple[float, float, float]]:
+    """{label: mean (bpp, PSNR, MS-SSIM)} per level (and stage count, for cascade points)."""
+    records = json.loads(points.read_text())
+    groups = sorted({(r["level"], r.get("stages", 1)) for r in records})
+    label = {g: (f"{g[0]}" if len({s for _, s in groups}) == 1 else f"{g[0]} s{g[1]}") for g in groups}
+    return {
+        label[g]: tuple(float(np.mean([r[key] for r in records if (r["level"], r.get("stages", 1)) == g])) for key in ("bpp", "psnr", "ms_ssim"))
+        for g in groups
+    }
 
 
-def compare(first: Path, second: Path) -> None:
-    a, b = mean_curve(first), mean_curve(second)
+def compare(first: Path, second: Path, file: str = "points.json") -> None:
+    a, b = mean_curve(first / file), mean_curve(second / file)
     print(f"level | {first.name}: bpp PSNR MS-SSIM | {second.name}: bpp PSNR MS-SSIM")
-    for level, (pa, pb) in enumerate(zip(a, b)):
-        print(f"{level} | {pa[0]:.4f} {pa[1]:.3f} {pa[2]:.5f} | {pb[0]:.4f} {pb[1]:.3f} {pb[2]:.5f}")
+    for label in a:
+        pa, pb = a[label], b[label]
+        print(f"{label} | {pa[0]:.4f} {pa[1]:.3f} {pa[2]:.5f} | {pb[0]:.4f} {pb[1]:.3f} {pb[2]:.5f}")
+    a, b = list(a.values()), list(b.values())
     psnr = bd_rate([p[0] for p in a], [p[1] for p in a], [p[0] for p in b], [p[1] for p in b])
     msssim = bd_rate([p[0] for p in a], [to_db(p[2]) for p in a], [p[0] for p in b], [to_db(p[2]) for p in b])
     print(f"BD-rate {second.name} against {first.name}: PSNR {psnr:+.2f}%  MS-SSIM (dB) {msssim:+.2f}%")
@@ -128,9 +136,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--transform-lr", type=float, default=None, help="the transform's learning rate (default: the recipe's)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="print the BD-rate of arm B against arm A")
+    parser.add_argument("--cascade", action="store_true", help="with --compare: the arms' cascade points (lapped_finetune_probe.py --cascade)")
     args = parser.parse_args()
     if args.compare:
-        compare(*args.compare)
+        compare(*args.compare, "points-cascade.json" if args.cascade else "points.json")
         return
     if args.work is None:
         parser.error("--work is required unless --compare")
