@@ -46,12 +46,12 @@ from lapped_stage1_probe import LappedTransform, measure_arm
 
 
 def widened(shipped, overlap: int) -> LappedTransform:
-    """`shipped`'s block transform with kernels `overlap` pixels wider on every side, zero there."""
+    """`shipped`'s block transform with kernels `overlap` pixels wider on every side, zero there
+    (a new LappedTransform's margins are zero; its centre is overwritten)."""
     lapped = LappedTransform(shipped.block, overlap=overlap)
     centre = slice(overlap, overlap + shipped.block)
     with torch.no_grad():
         for wide, narrow in ((lapped.analysis, shipped.analysis), (lapped.synthesis, shipped.synthesis)):
-            wide.weight.zero_()
             wide.weight[:, :, centre, centre] = narrow.weight
     return lapped
 

@@ -109,9 +109,13 @@ def mean_curve(points: Path) -> dict[str, tuple[float, float, float]]:
     """{label: mean (bpp, PSNR, MS-SSIM)} per level (and stage count, for cascade points)."""
     records = json.loads(points.read_text())
     groups = sorted({(r["level"], r.get("stages", 1)) for r in records})
-    label = {g: (f"{g[0]}" if len({s for _, s in groups}) == 1 else f"{g[0]} s{g[1]}") for g in groups}
+    cascade = len({stages for _, stages in groups}) > 1
+
+    def label(group: tuple[int, int]) -> str:
+        return f"{group[0]} s{group[1]}" if cascade else f"{group[0]}"
+
     return {
-        label[g]: tuple(float(np.mean([r[key] for r in records if (r["level"], r.get("stages", 1)) == g])) for key in ("bpp", "psnr", "ms_ssim"))
+        label(g): tuple(float(np.mean([r[key] for r in records if (r["level"], r.get("stages", 1)) == g])) for key in ("bpp", "psnr", "ms_ssim"))
         for g in groups
     }
 

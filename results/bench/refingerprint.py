@@ -134,8 +134,9 @@ def old_fingerprints_match(doc: dict, scheme: str, then: dict[str, bytes]) -> st
     sources = cdcodec_sources(doc)
     if not sources:
         return "no cdcodec points"
+    whole = whole_build_fingerprint(then) if scheme == "whole" else None  # one for every model
     for source in sources:
-        old = whole_build_fingerprint(then) if scheme == "whole" else tree_fingerprint(then, model_of(source))
+        old = whole or tree_fingerprint(then, model_of(source))
         if source["params"].get("build") != old:
             return f"{source['name']} records {str(source['params'].get('build'))[:12]}, not {str(old)[:12]}"
     return None
