@@ -1,4 +1,5 @@
 """`cdcodec train`: train a cascade stage by stage from a folder of photos;
+`cdcodec train-stage`: fine-tune one stage of a trained model (optionally lapped);
 `cdcodec refit-tables`: fit a trained model's symbol tables anew;
 `cdcodec retire-model`: take a superseded model out of trained/.
 
@@ -170,6 +171,64 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
         record = _training_record("train-refine", data_dir, model, describe_settings(settings), device, started, work_dir, note)
         record["tables"] = {"note": f"the symbol tables of {model}, unchanged"}
         install_model(out, model_id, codec.config.to_dict(), record, make_default)
+
+
+@click.command("train-stage")
+@click.argument("model")
+@_data_option
+@click.option("--model-id", required=True, help="Id of the new model.")
+@click.option("--stage", type=click.IntRange(min=1), required=True, help="The stage to fine-tune (1 = the first).")
+@click.option("--overlap", type=click.IntRange(min=0), default=None, help="Widen the stage's transform kernels to reach this many pixels beyond the block (new margins start at zero).")
+@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
+@click.option("--levels", type=click.Choice(["all", "trained"]), default="all", show_default=True, help="Train at every quality level in turn, or at the level the model was trained at only.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Crops per step.")
+@click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
+@click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branch and refine CNN.")
+@click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transform.")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion the stage is trained to lower (as for train).")
+@_ms_ssim_share_option
+@_device_option
+@_threads_option
+@click.option("--seed", default=0, show_default=True)
+@_work_dir_option
+@_out_option
+def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, threads, seed, work_dir, out) -> None:
+    """Fine-tune one stage of trained MODEL at every quality level, the others frozen.
+
+    The whole stage trains (transform, encoder branch, refine CNN, rate model;
+    see codec/training/stage_tune.py). --overlap first widens its transform
+    into a lapped one, starting exactly as MODEL. The stage's symbols change,
+    so fit the result's tables before use: cdcodec refit-tables OUT. Resumes
+    from --work-dir.
+    """
+    import torch
+
+    from ..codec.pipeline import get_model
+    from ..codec.training.data import list_images
+    from ..codec.training.stage_tune import StageTuneSettings, tune_stage_at_all_qualities, with_overlap
+
+    if ms_ssim_share is not None and metric != "mixed":
+        raise CliError("--ms-ssim-share needs --metric mixed")
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        settings = StageTuneSettings(stage=stage, steps=steps, levels=levels, batch=batch, crop=crop, lr=lr, transform_lr=transform_lr, seed=seed,
+                                     metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share)
+        list_images(data_dir)
+        source = get_model(model).codec
+        if stage > source.num_stages:
+            raise ValueError(f"{source.config.model_id} has stages 1 to {source.num_stages}, not {stage}")
+        current = source.config.stages[stage - 1].overlap
+        codec = with_overlap(source, stage, current if overlap is None else overlap, model_id)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
+    out = out or work_dir / f"{model_id}.safetensors"
+    try:
+        tune_stage_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out)
+    except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
+        raise CliError(str(exc).splitlines()[0]) from None
+    click.echo(f"wrote {out} (its tables are {model}'s: refit them with cdcodec refit-tables)", err=True)
 
 
 def _parse_numbers(text: str, option: str) -> tuple[int, ...]:

@@ -9,6 +9,8 @@ applied to the decoded integer symbols in exact integer arithmetic.
 
 - Each stage's synthesis filters, times its quantizer step, are scaled to
   fixed point (PREVIEW_BITS fractional bits) and rounded once to integers.
+- A stage whose kernels overlap their neighbours' (StageConfig.overlap) adds
+  each block's wider patch into the picture where it lands (overlap-add).
 - The preview is a sum of products of integers. It is evaluated in float64,
   where every partial sum is an integer below 2^53 (checked), so the result is
   exact whatever the summation order, BLAS library or thread count.
@@ -30,7 +32,8 @@ _EXACT_LIMIT = float(2**53)
 
 
 def synthesis_matrices(codec: CascadeCodec, scales: list[float]) -> list[np.ndarray]:
-    """Per stage: (C, 3·b·b) integer-valued float64 matrices, symbols -> pixel units·2^PREVIEW_BITS.
+    """Per stage: (C, 3·k·k) integer-valued float64 matrices, symbols -> pixel units·2^PREVIEW_BITS,
+    with k the side of its synthesis kernel (block + 2·overlap).
 
     `scales` holds each stage's quality factor on its quantizer step.
     """
@@ -50,18 +53,38 @@ def exact_preview(codec: CascadeCodec, symbols: list[np.ndarray], scales: list[f
     """
     acc = np.zeros((height, width, 3), dtype=np.float64)
     for matrix, stage_symbols, stage in zip(synthesis_matrices(codec, scales[: len(symbols)]), symbols, codec.stages):
-        block = stage.config.block
+        block, overlap = stage.config.block, stage.config.overlap
         values = stage_symbols.astype(np.float64)
-        bound = np.abs(values).max(initial=0) * np.abs(matrix).sum(axis=0).max(initial=0)
+        # A pixel sums the patches of up to `reach`² blocks (1 without an overlap).
+        reach = -(-(block + 2 * overlap) // block)
+        bound = reach * reach * np.abs(values).max(initial=0) * np.abs(matrix).sum(axis=0).max(initial=0)
         if bound >= _EXACT_LIMIT:
             raise CdcFormatError("latent too large for exact integer reconstruction")
-        blocks = values.T @ matrix  # (h·w, 3·b·b): integers, exactly
-        h, w = height // block, width // block
-        acc += blocks.reshape(h, w, 3, block, block).transpose(0, 3, 1, 4, 2).reshape(height, width, 3)
+        patches = values.T @ matrix  # (h·w, 3·k·k): integers, exactly
+        acc += _overlap_add(patches, block, overlap, height, width)
     if np.abs(acc).max(initial=0) >= _EXACT_LIMIT:
         raise CdcFormatError("latent too large for exact integer reconstruction")
     fixed = acc.astype(np.int64) + (255 << (PREVIEW_BITS - 1)) + (1 << (PREVIEW_BITS - 1))
     return np.clip(fixed >> PREVIEW_BITS, 0, 255).astype(np.uint8)
+
+
+def _overlap_add(patches: np.ndarray, block: int, overlap: int, height: int, width: int) -> np.ndarray:
+    """(height, width, 3): each block's (3, k, k) patch (rows of `patches`, blocks in
+    raster order) added where it lands, `overlap` pixels beyond its block on every
+    side, the part beyond the picture dropped (what the transposed convolution's
+    padding does). Integer sums in float64: exact in any order below 2^53."""
+    h, w = height // block, width // block
+    side = block + 2 * overlap
+    tiles = -(-side // block)  # the patch cut into tiles × tiles pieces of one block each
+    padded = np.zeros((h, w, 3, tiles * block, tiles * block))
+    padded[..., :side, :side] = patches.reshape(h, w, 3, side, side)
+    pieces = padded.reshape(h, w, 3, tiles, block, tiles, block)
+    canvas = np.zeros((h + tiles - 1, block, w + tiles - 1, block, 3))
+    for row in range(tiles):
+        for col in range(tiles):
+            canvas[row : row + h, :, col : col + w, :, :] += pieces[:, :, :, row, :, col, :].transpose(0, 3, 1, 4, 2)
+    canvas = canvas.reshape((h + tiles - 1) * block, (w + tiles - 1) * block, 3)
+    return canvas[overlap : overlap + height, overlap : overlap + width]
 
 
 def to_channels(preview_rgb: np.ndarray, channels: int) -> np.ndarray:

@@ -7,8 +7,12 @@ DCT approximates), and adds learned nonlinear corrections whose last layer start
 at zero. At step 0 a stage is a well-tuned linear transform code; training can
 only move it from there.
 
-- `BlockTransform`: analysis = strided convolution (kernel = stride = block),
-  synthesis = the matching transposed convolution. Both start as the PCA basis.
+- `BlockTransform`: analysis = strided convolution (stride = block), synthesis =
+  the matching transposed convolution. Both start as the PCA basis. With an
+  overlap the kernels reach that many pixels beyond the block on every side (a
+  lapped transform: an edge or a ramp across a block border is no longer coded
+  as two halves with basis functions that stop there); the margins start at
+  zero and grow in training (results/codec-study/lapped-stage1.md).
 - `EncoderBranch`: a nonlinear correction to the latent, computed from the
   signal and its context (lets the encoder adapt, e.g. to spend fewer bits).
 - `RefineNet`: a full-resolution residual CNN on the decoder side that sees the
@@ -25,27 +29,41 @@ from torch import nn
 
 
 class BlockTransform(nn.Module):
-    """Linear analysis/synthesis pair over non-overlapping `block`×`block` patches."""
+    """Linear analysis/synthesis pair over `block`×`block` patches, at stride `block`.
 
-    def __init__(self, block: int, channels: int = 3):
+    `overlap` widens both kernels by that many pixels on every side (zero-padded
+    at the picture's border), so neighbouring blocks' basis functions overlap;
+    the latent grid stays one symbol vector per block.
+    """
+
+    def __init__(self, block: int, channels: int = 3, overlap: int = 0):
         super().__init__()
-        self.block = block
+        self.block, self.overlap = block, overlap
         self.latent_channels = channels * block * block
-        self.analysis = nn.Conv2d(channels, self.latent_channels, block, stride=block, bias=False)
-        self.synthesis = nn.ConvTranspose2d(self.latent_channels, channels, block, stride=block, bias=False)
+        size = block + 2 * overlap
+        self.analysis = nn.Conv2d(channels, self.latent_channels, size, stride=block, padding=overlap, bias=False)
+        self.synthesis = nn.ConvTranspose2d(self.latent_channels, channels, size, stride=block, padding=overlap, bias=False)
         self.reset_orthonormal(torch.eye(self.latent_channels))
 
     @torch.no_grad()
     def reset_orthonormal(self, basis: torch.Tensor) -> None:
-        """Set both transforms from an orthonormal basis (columns = basis vectors).
+        """Set both transforms from an orthonormal basis (columns = basis vectors), in
+        the kernels' centre; margins (with an overlap) zero.
 
         A patch is flattened in (channel, row, column) order, the layout of a
         convolution kernel, so `basis[:, k]` becomes the k-th output filter.
         """
         shape = (self.latent_channels, -1, self.block, self.block)
-        filters = basis.T.reshape(shape).to(self.analysis.weight)
-        self.analysis.weight.copy_(filters)
-        self.synthesis.weight.copy_(filters)
+        self.set_centre(basis.T.reshape(shape), basis.T.reshape(shape))
+
+    @torch.no_grad()
+    def set_centre(self, analysis: torch.Tensor, synthesis: torch.Tensor) -> None:
+        """Both kernels from block-sized filters (C, channels, block, block): the centre
+        of the kernel, zero margins. A block transform's own weights give the same transform."""
+        centre = slice(self.overlap, self.overlap + self.block)
+        for layer, filters in ((self.analysis, analysis), (self.synthesis, synthesis)):
+            layer.weight.zero_()
+            layer.weight[:, :, centre, centre] = filters.to(layer.weight)
 
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         return self.analysis(x)
@@ -117,13 +135,14 @@ class LaplacePrior(nn.Module):
         super().__init__()
         self.log_scale = nn.Parameter(torch.zeros(channels))
 
-    def bits(self, y: torch.Tensor) -> torch.Tensor:
+    def bits(self, y: torch.Tensor, step_factor: float = 1.0) -> torch.Tensor:
         """Total bits of the (noisy or rounded) symbols `y` (N, C, h, w)."""
-        return self.symbol_bits(y).sum()
+        return self.symbol_bits(y, step_factor).sum()
 
-    def symbol_bits(self, y: torch.Tensor) -> torch.Tensor:
-        """Bits of each symbol of `y`, same shape."""
-        scale = self.log_scale.exp().clamp_min(0.05).view(1, -1, 1, 1)
+    def symbol_bits(self, y: torch.Tensor, step_factor: float = 1.0) -> torch.Tensor:
+        """Bits of each symbol of `y`, same shape. The scales are learnt at the trained
+        step; symbols of a quantizer `step_factor` times coarser spread that much less."""
+        scale = (self.log_scale.exp() / step_factor).clamp_min(0.05).view(1, -1, 1, 1)
         upper = _laplace_cdf((y + 0.5) / scale)
         lower = _laplace_cdf((y - 0.5) / scale)
         prob = (upper - lower).clamp_min(1e-9)

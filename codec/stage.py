@@ -39,7 +39,7 @@ class StageConfig:
     refine_layers: int = 4
     encoder_features: int = 32
     # Where the block transform starts: "pca" of the residual this stage codes, or
-    # "previous", a copy of the previous stage's transform (same block size), so that
+    # "previous", a copy of the previous stage's transform (same block and overlap), so that
     # the previous stage's symbol of each coefficient can serve as coding context.
     basis: str = "pca"
     activation: str = "leaky_relu"  # of the encoder branch and refine CNN (see networks.ACTIVATIONS)
@@ -47,13 +47,22 @@ class StageConfig:
     # log2(step factor) (0 at the trained level). Without it the CNN is trained at one
     # step and over- or under-corrects at the others (results/codec-study/postfilter.md).
     refine_sees_quality: bool = False
+    # Pixels the block transform's kernels reach beyond the block on every side (a
+    # lapped transform, networks.BlockTransform); 0: disjoint blocks.
+    overlap: int = 0
 
     def __post_init__(self) -> None:
-        # Each 3×3 layer of the refine CNN reaches one pixel further. The encoder's
-        # symbol search measures moves in blocks two apart in one pass, which holds only
-        # while a symbol changes no pixel more than half a block beyond its own block.
-        if self.refine_layers < 2 or self.refine_layers > self.block // 2:
-            raise ValueError(f"a stage with {self.block}-pixel blocks takes 2 to {self.block // 2} refine layers, not {self.refine_layers}")
+        # A symbol's synthesis kernel reaches `overlap` pixels beyond its block, and each
+        # 3×3 layer of the refine CNN one pixel further. The encoder's symbol search
+        # measures moves in blocks two apart in one pass, which holds only while a
+        # symbol changes no pixel more than half a block beyond its own block.
+        reach = self.block // 2
+        if self.overlap < 0 or self.overlap > reach - 2:
+            raise ValueError(f"a stage with {self.block}-pixel blocks overlaps them by 0 to {max(0, reach - 2)} pixels, not {self.overlap}")
+        if self.refine_layers < 2 or self.refine_layers + self.overlap > reach:
+            raise ValueError(
+                f"a stage with {self.block}-pixel blocks and overlap {self.overlap} takes 2 to {reach - self.overlap} refine layers, not {self.refine_layers}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +72,7 @@ class ResidualStage(nn.Module):
     def __init__(self, config: StageConfig):
         super().__init__()
         self.config = config
-        self.transform = BlockTransform(config.block)
+        self.transform = BlockTransform(config.block, overlap=config.overlap)
         channels = self.transform.latent_channels
         self.encoder = EncoderBranch(config.block, channels, features=config.encoder_features, act=config.activation)
         refine_inputs = 7 if config.refine_sees_quality else 6
@@ -106,17 +115,17 @@ class ResidualStage(nn.Module):
         plane = level.expand(prev.shape[0], 1, *prev.shape[-2:])
         return self.refine(estimate, torch.cat([prev, plane], dim=1))
 
-    def forward(self, x: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass: (reconstruction, estimated bits, linear estimate).
+    def forward(self, x: torch.Tensor, prev: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction, estimated bits, linear estimate), at the step times `scale`.
 
         Rate uses additive uniform noise (a differentiable stand-in for rounding);
         the reconstruction uses true rounding with a straight-through gradient,
         so the decoder learns on the symbols it will really receive. The linear
         estimate is returned for the optional per-layer loss (TrainSettings).
         """
-        y = self.analyse(x, prev)
+        y = self.analyse(x, prev, scale)
         noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        bits = self.prior.bits(noisy)
+        bits = self.prior.bits(noisy, scale)
         rounded = y + (torch.round(y) - y).detach()
-        estimate = self.linear_estimate(rounded, prev)
-        return estimate + self.correction(estimate, prev), bits, estimate
+        estimate = self.linear_estimate(rounded, prev, scale)
+        return estimate + self.correction(estimate, prev, scale), bits, estimate

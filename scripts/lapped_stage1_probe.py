@@ -105,6 +105,18 @@ def measure_arm(model, work: Path, images: list[Path] | None = None, stages: int
     (work / ("points.json" if stages == 1 else "points-cascade.json")).write_text(json.dumps(records, indent=1))
 
 
+def points_from_results(results: Path, codec: str, out: Path) -> None:
+    """A bench results file's points of `codec` ("qL stages=K" settings) in measure_arm's cascade format."""
+    records = []
+    for m in json.loads(results.read_text())["measurements"]:
+        if m["codec"] == codec:
+            level, stages = (int(part.split("=")[-1].lstrip("q")) for part in m["setting"].split())
+            records.append({"image": m["image"], "level": level, "stages": stages, **{k: m[k] for k in ("bpp", "psnr", "ms_ssim")}})
+    if not records:
+        raise SystemExit(f"{results} has no points of {codec!r}")
+    out.write_text(json.dumps(records, indent=1))
+
+
 def mean_curve(points: Path) -> dict[str, tuple[float, float, float]]:
     """{label: mean (bpp, PSNR, MS-SSIM)} per level (and stage count, for cascade points)."""
     records = json.loads(points.read_text())
@@ -141,7 +153,15 @@ def main() -> None:
     parser.add_argument("--transform-lr", type=float, default=None, help="the transform's learning rate (default: the recipe's)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="print the BD-rate of arm B against arm A")
     parser.add_argument("--cascade", action="store_true", help="with --compare: the arms' cascade points (lapped_finetune_probe.py --cascade)")
+    parser.add_argument("--points-from", nargs=2, metavar=("RESULTS", "CODEC"),
+                        help="write CODEC's points in a bench results file (scripts/model_vs_bench.py --out) as --work's cascade points, to --compare with the arms")
     args = parser.parse_args()
+    if args.points_from:
+        if args.work is None:
+            parser.error("--points-from needs --work")
+        args.work.mkdir(parents=True, exist_ok=True)
+        points_from_results(Path(args.points_from[0]), args.points_from[1], args.work / "points-cascade.json")
+        return
     if args.compare:
         compare(*args.compare, "points-cascade.json" if args.cascade else "points.json")
         return

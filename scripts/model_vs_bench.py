@@ -16,7 +16,8 @@ the results file must have been measured on the same images.
 `--tune psnr` measures the model with the encoder's search weighing squared
 error alone (`cdcodec encode --tune psnr`), `--effort R` with R rounds of search;
 `--jobs N` encodes N images at a time, one torch thread each, in spawned worker
-processes. Without `--images`, the photos bundled with scikit-image (`cdcodec
+processes; `--pick kodim01 kodim07 ...` measures those images only, against the
+results file cut to them (a quick probe). Without `--images`, the photos bundled with scikit-image (`cdcodec
 bench`'s default set, `results/bench/skimage.json`).
 """
 
@@ -56,9 +57,18 @@ def main() -> None:
     parser.add_argument("--tune", choices=TUNINGS, default="model", help="what the encoder's search weighs (as `cdcodec encode --tune`)")
     parser.add_argument("--effort", type=int, default=None, help="rounds of the encoder's search (as `cdcodec encode --effort`; default: its default)")
     parser.add_argument("--jobs", type=int, default=1, help="images encoded at a time, one thread each (with --jobs above 1)")
+    parser.add_argument("--pick", nargs="+", metavar="NAME",
+                        help="only these images (e.g. kodim01 kodim07): the candidate on them, the results file cut to them")
     args = parser.parse_args()
     doc = json.loads(args.results.read_text())
     images = folder_images(args.images) if args.images else bundled_images()
+    if args.pick:
+        missing = set(args.pick) - {image.name for image in images}
+        if missing:
+            raise SystemExit(f"no such images: {', '.join(sorted(missing))}")
+        images = [image for image in images if image.name in args.pick]
+        doc = dict(doc, images=[e for e in doc["images"] if e["name"] in args.pick],
+                   measurements=[m for m in doc["measurements"] if m["image"] in args.pick])
     if sorted(image.name for image in images) != sorted(entry["name"] for entry in doc["images"]):
         raise SystemExit("the results file was measured on other images")
     if any(codec["name"] == args.name for codec in doc["codecs"]):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cdcodec.codec.model import CascadeCodec, stage_prior, symbols_to_array
+from cdcodec.codec.model import CascadeCodec, CodecConfig, stage_prior, symbols_to_array
 from cdcodec.codec.pipeline import LoadedModel
 from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.fitting import extract_blocks, fit_tables, pca_basis
@@ -22,9 +22,12 @@ from imagegen import smooth_image
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def build_tiny_model(path: Path) -> None:
+def build_tiny_model(path: Path, config: CodecConfig | None = None, margins: float = 0.0) -> None:
+    """A codec of `config` (default: the "tiny" preset) with PCA bases and fitted tables at
+    `path`; `margins` > 0 draws the margins of lapped transforms (StageConfig.overlap) with
+    that spread, so that they matter."""
     torch.manual_seed(0)
-    codec = CascadeCodec(preset_config("tiny", "test-tiny"))
+    codec = CascadeCodec(config or preset_config("tiny", "test-tiny"))
     codec.eval()
     images = torch.stack(
         [torch.from_numpy(smooth_image(32, 32, seed=s)).permute(2, 0, 1).float() / 255 for s in range(8)]
@@ -36,6 +39,8 @@ def build_tiny_model(path: Path) -> None:
                 stage.transform.load_state_dict(codec.stages[index - 1].transform.state_dict())
             else:
                 stage.transform.reset_orthonormal(pca_basis(extract_blocks(images - prev, stage.config.block)))
+                if margins and stage.config.overlap:
+                    _draw_margins(stage.transform, margins)
             prev = stage.synthesise(stage.quantize(stage.analyse(images, prev)), prev)
         for quality in range(len(codec.config.qualities)):
             per_stage = codec.analyse(images, codec.num_stages, quality)
@@ -45,6 +50,15 @@ def build_tiny_model(path: Path) -> None:
                 priors = [stage_prior(None if index == 0 else per_stage[index - 1][i : i + 1], grid, q.shape[1]) for i in range(len(q))]
                 codec.tables[index][quality] = fit_tables(symbols, priors, [grid] * len(symbols))
     save_codec(codec, path)
+
+
+@torch.no_grad()
+def _draw_margins(transform, spread: float) -> None:
+    inner = slice(transform.overlap, transform.overlap + transform.block)
+    for layer in (transform.analysis, transform.synthesis):
+        noise = torch.randn_like(layer.weight) * spread
+        noise[:, :, inner, inner] = 0
+        layer.weight.add_(noise)
 
 
 @pytest.fixture(scope="session")

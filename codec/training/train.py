@@ -215,8 +215,9 @@ def init_stage(codec: CascadeCodec, k: int, sampler: CropSampler, settings: Trai
     stage = codec.stages[k]
     codec.eval()
     if stage.config.basis == "previous":
-        if k == 0 or codec.stages[k - 1].config.block != stage.config.block:
-            raise ValueError(f"stage {k + 1} copies the previous stage's basis, which needs the same block size")
+        previous = codec.stages[k - 1].config if k > 0 else None
+        if previous is None or (previous.block, previous.overlap) != (stage.config.block, stage.config.overlap):
+            raise ValueError(f"stage {k + 1} copies the previous stage's basis, which needs the same block size and overlap")
         stage.transform.load_state_dict(codec.stages[k - 1].transform.state_dict())
     else:
         blocks = []
