@@ -36,23 +36,19 @@ from pathlib import Path
 
 import torch
 
-from cdcodec.codec.networks import lambda_for_step
+from cdcodec.codec.networks import BlockTransform, lambda_for_step
 from cdcodec.codec.pipeline import LoadedModel, get_model
 from cdcodec.codec.training.data import CropSampler
 from cdcodec.codec.training.train import TrainSettings, _fit_stage_tables, _lr_factor, stage_optimizer, training_step
 
 from kodak_sample import SHARED_DATA, kodak_sample
-from lapped_stage1_probe import LappedTransform, measure_arm
+from lapped_stage1_probe import measure_arm
 
 
-def widened(shipped, overlap: int) -> LappedTransform:
-    """`shipped`'s block transform with kernels `overlap` pixels wider on every side, zero there
-    (a new LappedTransform's margins are zero; its centre is overwritten)."""
-    lapped = LappedTransform(shipped.block, overlap=overlap)
-    centre = slice(overlap, overlap + shipped.block)
-    with torch.no_grad():
-        for wide, narrow in ((lapped.analysis, shipped.analysis), (lapped.synthesis, shipped.synthesis)):
-            wide.weight[:, :, centre, centre] = narrow.weight
+def widened(shipped: BlockTransform, overlap: int) -> BlockTransform:
+    """`shipped`'s block transform with kernels `overlap` pixels wider on every side, zero there."""
+    lapped = BlockTransform(shipped.block, overlap=overlap)
+    lapped.set_centre(shipped.analysis.weight, shipped.synthesis.weight)
     return lapped
 
 

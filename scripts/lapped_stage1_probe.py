@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate
@@ -55,28 +54,6 @@ from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.train import TrainSettings, train_cascade
 
 from kodak_sample import KODAK, SHARED_DATA
-
-
-class LappedTransform(BlockTransform):
-    """BlockTransform whose kernels reach `overlap` pixels beyond the block on each side (stride = block)."""
-
-    def __init__(self, block: int, channels: int = 3, overlap: int = 4):
-        nn.Module.__init__(self)
-        self.block, self.overlap = block, overlap
-        self.latent_channels = channels * block * block
-        size = block + 2 * overlap
-        self.analysis = nn.Conv2d(channels, self.latent_channels, size, stride=block, padding=overlap, bias=False)
-        self.synthesis = nn.ConvTranspose2d(self.latent_channels, channels, size, stride=block, padding=overlap, bias=False)
-        self.reset_orthonormal(torch.eye(self.latent_channels))
-
-    @torch.no_grad()
-    def reset_orthonormal(self, basis: torch.Tensor) -> None:
-        """The block basis in the kernels' centre, zero margins: the block transform to start from."""
-        filters = basis.T.reshape(self.latent_channels, -1, self.block, self.block).to(self.analysis.weight)
-        centre = slice(self.overlap, self.overlap + self.block)
-        for layer in (self.analysis, self.synthesis):
-            layer.weight.zero_()
-            layer.weight[:, :, centre, centre] = filters
 
 
 def train_arm(overlap: int, work: Path, steps: int, seed: int, transform_lr: float | None) -> Path:
@@ -169,7 +146,7 @@ def main() -> None:
         parser.error("--work is required unless --compare")
     torch.set_num_threads(1)
     if args.overlap:
-        stage_module.BlockTransform = functools.partial(LappedTransform, overlap=args.overlap)
+        stage_module.BlockTransform = functools.partial(BlockTransform, overlap=args.overlap)
     args.work.mkdir(parents=True, exist_ok=True)
     model = train_arm(args.overlap, args.work, args.steps, args.seed, args.transform_lr)
     measure_arm(model, args.work)

@@ -35,7 +35,7 @@ from ..networks import lambda_for_step
 from ..weights import save_codec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import CropSampler
-from .train import CHECKPOINT, _lr_factor, _say, check_distortion_settings, distortion, loss_distortion
+from .train import CHECKPOINT, _lr_factor, _say, check_distortion_settings, distortion, loss_distortion, stage_optimizer
 
 
 @dataclass(frozen=True)
@@ -118,16 +118,7 @@ def tune_stage_at_all_qualities(
         state, optimizer_state = load_checkpoint(ckpt, codec)
         _say(f"resuming from {ckpt}: step {state['step']}", progress)
     codec.to(dev).eval()
-    codec.requires_grad_(False)
-    stage = codec.stages[index]
-    stage.requires_grad_(True)
-    optimizer = torch.optim.Adam(
-        [
-            {"params": list(stage.transform.parameters()), "lr": settings.transform_lr},
-            {"params": list(stage.prior.parameters()), "lr": 1e-2},
-            {"params": list(stage.encoder.parameters()) + list(stage.refine.parameters()), "lr": settings.lr},
-        ]
-    )
+    optimizer = stage_optimizer(codec, index, settings)  # only this stage trains
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
