@@ -34,6 +34,38 @@ _out_option = click.option("--out", type=click.Path(path_type=Path), default=Non
 _install_option = click.option("--install", is_flag=True, help="Copy the result into trained/ and record it in the manifest.")
 _default_option = click.option("--default", "make_default", is_flag=True, help="With --install: make it the default model.")
 _ms_ssim_share_option = click.option("--ms-ssim-share", type=click.FloatRange(0, 1), default=None, help="With --metric mixed: the share of the distortion that is 1 - MS-SSIM (default 0.5).")
+_METRICS = click.Choice(["mse", "ms-ssim", "mixed"])
+
+
+def _fine_tune_options(command):
+    """The options of the commands that fine-tune part of a trained MODEL (train-refine, train-stage)."""
+    for option in reversed((
+        click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Crops per step."),
+        click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels."),
+        click.option("--metric", type=_METRICS, default="mse", show_default=True, help="Distortion to lower (as for train)."),
+        _ms_ssim_share_option,
+        _device_option,
+        _threads_option,
+        click.option("--seed", default=0, show_default=True),
+        _work_dir_option,
+        _out_option,
+    )):
+        command = option(command)
+    return command
+
+
+def _start_run(metric: str, ms_ssim_share: float | None, threads: int | None, model_id: str, work_dir: Path | None, out: Path | None) -> tuple[Path, Path, float]:
+    """What every training command does first: refuse --ms-ssim-share without --metric
+    mixed, set torch's threads, and default the checkpoint folder and the output.
+    Returns (work folder, output, the MS-SSIM share to train with)."""
+    import torch
+
+    if ms_ssim_share is not None and metric != "mixed":
+        raise CliError("--ms-ssim-share needs --metric mixed")
+    if threads:
+        torch.set_num_threads(threads)
+    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
+    return work_dir, out or work_dir / f"{model_id}.safetensors", 0.5 if ms_ssim_share is None else ms_ssim_share
 
 
 @click.command()
@@ -52,23 +84,18 @@ _ms_ssim_share_option = click.option("--ms-ssim-share", type=click.FloatRange(0,
 @_default_option
 @click.option("--seed", default=0, show_default=True)
 @click.option("--intermediate-loss", default=0.0, show_default=True, help="Weight of a distortion term on each stage's linear estimate (per-layer loss).")
-@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion each stage is trained to lower: squared error, 1 - MS-SSIM, or both (see --ms-ssim-share).")
+@click.option("--metric", type=_METRICS, default="mse", show_default=True, help="Distortion each stage is trained to lower: squared error, 1 - MS-SSIM, or both (see --ms-ssim-share).")
 @_ms_ssim_share_option
 @click.option("--init", "init_model", default=None, help="Fine-tune this model (a shipped model id or a .safetensors path) instead of starting from scratch; same --arch.")
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
 def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, ms_ssim_share, init_model, note) -> None:
     """Train a model stage by stage (resumes from --work-dir)."""
-    import torch
-
     from ..codec.pipeline import get_model
     from ..codec.presets import preset_config
     from ..codec.training.data import list_images
     from ..codec.training.train import TrainSettings, check_settings, describe_settings, train_cascade
 
-    if ms_ssim_share is not None and metric != "mixed":
-        raise CliError("--ms-ssim-share needs --metric mixed")
-    if threads:
-        torch.set_num_threads(threads)
+    work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
     try:
         steps_per_stage = tuple(int(s) for s in steps.split(","))
         config = preset_config(arch, model_id)
@@ -76,9 +103,7 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         start_from = get_model(init_model).codec if init_model else None
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
-    out = out or work_dir / f"{model_id}.safetensors"
-    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share)
+    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric, ms_ssim_share=share)
     try:
         check_settings(settings, config, start_from)
     except ValueError as exc:
@@ -113,18 +138,10 @@ def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, 
 @_data_option
 @click.option("--model-id", required=True, help="Id of the new model, e.g. cdc-mix-5.")
 @click.option("--steps", type=click.IntRange(min=1), default=1200, show_default=True, help="Training steps (each at the next quality level in turn).")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Crops per step.")
-@click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the refine CNNs.")
-@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion the refine CNNs are trained to lower (as for train).")
 @click.option("--refine-layers", default=None, help="Deepen the refine CNNs first: layers per stage, comma-separated (e.g. 8,4,4); added layers start as the identity.")
 @click.option("--stages", "stage_list", default=None, help="Train only these stages' refine CNNs, comma-separated from 1 (default: all).")
-@_ms_ssim_share_option
-@_device_option
-@_threads_option
-@click.option("--seed", default=0, show_default=True)
-@_work_dir_option
-@_out_option
+@_fine_tune_options
 @_install_option
 @_default_option
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest.")
@@ -139,28 +156,21 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
     blocks takes at most B/2 layers); --stages trains only some of them.
     Resumes from --work-dir.
     """
-    import torch
-
     from ..codec.pipeline import get_model
     from ..codec.training.data import list_images
     from ..codec.training.quality_refine import RefineSettings, train_refine_at_all_qualities, with_deeper_refine, with_quality_input
     from ..codec.training.train import describe_settings
 
-    if ms_ssim_share is not None and metric != "mixed":
-        raise CliError("--ms-ssim-share needs --metric mixed")
-    if threads:
-        torch.set_num_threads(threads)
+    work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
     try:
         trained = None if stage_list is None else _parse_numbers(stage_list, "--stages")
-        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share, stages=trained)
+        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=share, stages=trained)
         list_images(data_dir)
         codec = with_quality_input(get_model(model).codec, model_id)
         if refine_layers is not None:
             codec = with_deeper_refine(codec, _parse_numbers(refine_layers, "--refine-layers"))
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
-    out = out or work_dir / f"{model_id}.safetensors"
     started = time.time()
     try:
         train_refine_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out)
@@ -181,17 +191,9 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
 @click.option("--overlap", type=click.IntRange(min=0), default=None, help="Widen the stage's transform kernels to reach this many pixels beyond the block (new margins start at zero).")
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
 @click.option("--levels", type=click.Choice(["all", "trained"]), default="all", show_default=True, help="Train at every quality level in turn, or at the level the model was trained at only.")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Crops per step.")
-@click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branch and refine CNN.")
 @click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transform.")
-@click.option("--metric", type=click.Choice(["mse", "ms-ssim", "mixed"]), default="mse", show_default=True, help="Distortion the stage is trained to lower (as for train).")
-@_ms_ssim_share_option
-@_device_option
-@_threads_option
-@click.option("--seed", default=0, show_default=True)
-@_work_dir_option
-@_out_option
+@_fine_tune_options
 def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, threads, seed, work_dir, out) -> None:
     """Fine-tune one stage of trained MODEL at every quality level, the others frozen.
 
@@ -201,19 +203,14 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
     so fit the result's tables before use: cdcodec refit-tables OUT. Resumes
     from --work-dir.
     """
-    import torch
-
     from ..codec.pipeline import get_model
     from ..codec.training.data import list_images
     from ..codec.training.stage_tune import StageTuneSettings, tune_stage_at_all_qualities, with_overlap
 
-    if ms_ssim_share is not None and metric != "mixed":
-        raise CliError("--ms-ssim-share needs --metric mixed")
-    if threads:
-        torch.set_num_threads(threads)
+    work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
     try:
         settings = StageTuneSettings(stage=stage, steps=steps, levels=levels, batch=batch, crop=crop, lr=lr, transform_lr=transform_lr, seed=seed,
-                                     metric=metric, ms_ssim_share=0.5 if ms_ssim_share is None else ms_ssim_share)
+                                     metric=metric, ms_ssim_share=share)
         list_images(data_dir)
         source = get_model(model).codec
         if stage > source.num_stages:
@@ -222,8 +219,6 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
         codec = with_overlap(source, stage, current if overlap is None else overlap, model_id)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
-    out = out or work_dir / f"{model_id}.safetensors"
     try:
         tune_stage_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out)
     except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device

@@ -18,26 +18,21 @@ ran at (`lambda_for_step`), which keeps the levels' terms of similar size, and
 each stage learns on its own output only (the image handed to the next stage
 is detached).
 
-Checkpoints and resumes like `train_cascade`: run the same command again.
+Checkpoints and resumes (`fine_tune.py`): run the same command again.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
-from ..weights import save_codec
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import CropSampler
-from .train import CHECKPOINT, _lr_factor, _say, check_distortion_settings, distortion, loss_distortion
+from .fine_tune import FineTuneRun, fine_tune
+from .train import check_distortion_settings, distortion, loss_distortion
 
 
 @dataclass(frozen=True)
@@ -144,54 +139,21 @@ def train_refine_at_all_qualities(
     if not all(s.refine_sees_quality for s in codec.config.stages):
         raise ValueError("the refine CNNs must see the quality level (with_quality_input)")
     trained = _trained_stages(codec, settings)
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(settings.seed)
-    dev = torch.device(device)
-    ckpt = work_dir / CHECKPOINT
-    state = {"step": 0, "seconds": 0.0}
-    optimizer_state = None
-    if ckpt.exists():
-        state, optimizer_state = load_checkpoint(ckpt, codec)
-        _say(f"resuming from {ckpt}: step {state['step']}", progress)
-    codec.to(dev).eval()
-    codec.requires_grad_(False)
-    params = [p for index in trained for p in codec.stages[index].refine.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.Adam(params, lr=settings.lr)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + state["step"], progress=progress)
-    use_amp = dev.type == "cuda"
-    bar = tqdm(total=settings.steps, initial=state["step"], desc="refine CNNs", disable=not progress, dynamic_ncols=True)
-    started = time.monotonic() - state["seconds"]
-    last_save = time.monotonic()
-    last_psnr: dict[int, float] = {}  # quality level -> the last stage's PSNR at its latest step, for the progress bar
-    while state["step"] < settings.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr * _lr_factor(state["step"], settings.steps)
-        level = state["step"] % len(codec.config.qualities)
-        x = sampler.batch(settings.batch).to(dev, non_blocking=True)
+
+    def make_optimizer(c: CascadeCodec) -> torch.optim.Optimizer:
+        c.requires_grad_(False)
+        params = [p for index in trained for p in c.stages[index].refine.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        return torch.optim.Adam(params, lr=settings.lr)
+
+    def step(x: torch.Tensor, level: int, optimizer, use_amp: bool) -> str:
         mse = refine_step(codec, x, level, optimizer, settings, use_amp)
-        state["step"] += 1
-        state["seconds"] = time.monotonic() - started
-        bar.update(1)
-        last_psnr[level] = -10 * math.log10(max(mse, 1e-10))
-        if state["step"] % 10 == 0:
-            bar.set_postfix_str("last stage's PSNR by level: " + " ".join(f"{last_psnr[q]:.2f}" for q in sorted(last_psnr)))
-        if time.monotonic() - last_save > settings.checkpoint_seconds:
-            save_checkpoint(ckpt, codec, optimizer, state)
-            last_save = time.monotonic()
-    bar.close()
-    save_checkpoint(ckpt, codec, optimizer, state)
-    codec.requires_grad_(False)
-    codec.cpu().eval()
-    log = {"steps": state["step"], "train_seconds": round(state["seconds"], 3), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    (work_dir / "log.json").write_text(json.dumps(log, indent=2))
-    if out is not None:
-        save_codec(codec, out)
-    return codec
+        return f"{-10 * math.log10(max(mse, 1e-10)):.2f}"
+
+    levels = len(codec.config.qualities)
+    run = FineTuneRun(make_optimizer, step, lambda number: number % levels, desc="refine CNNs", figure="last stage's PSNR")
+    return fine_tune(codec, run, data_dir, work_dir, settings, device, out, progress)
 
 
 def _trained_stages(codec: CascadeCodec, settings: RefineSettings) -> list[int]:

@@ -16,26 +16,21 @@ model's scales follow the step (`LaplacePrior.bits`).
 
 The stage's symbols change, so its tables (and later stages', whose input
 changes) must be fitted anew afterwards: `cdcodec refit-tables`.
-Checkpoints and resumes like `train_cascade`: run the same command again.
+Checkpoints and resumes (`fine_tune.py`): run the same command again.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
-from ..weights import save_codec
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import CropSampler
-from .train import CHECKPOINT, _lr_factor, _say, check_distortion_settings, distortion, loss_distortion, stage_optimizer
+from .fine_tune import FineTuneRun, fine_tune
+from .train import check_distortion_settings, distortion, loss_distortion, stage_optimizer
 
 
 @dataclass(frozen=True)
@@ -107,51 +102,21 @@ def tune_stage_at_all_qualities(
     index = settings.stage - 1
     if index >= codec.num_stages:
         raise ValueError(f"{codec.config.model_id} has {codec.num_stages} stages, not {settings.stage}")
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(settings.seed)
-    dev = torch.device(device)
-    ckpt = work_dir / CHECKPOINT
-    state = {"step": 0, "seconds": 0.0}
-    optimizer_state = None
-    if ckpt.exists():
-        state, optimizer_state = load_checkpoint(ckpt, codec)
-        _say(f"resuming from {ckpt}: step {state['step']}", progress)
-    codec.to(dev).eval()
-    optimizer = stage_optimizer(codec, index, settings)  # only this stage trains
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + state["step"], progress=progress)
-    use_amp = dev.type == "cuda"
-    bar = tqdm(total=settings.steps, initial=state["step"], desc=f"stage {settings.stage}", disable=not progress, dynamic_ncols=True)
-    started = time.monotonic() - state["seconds"]
-    last_save = time.monotonic()
-    last: dict[int, str] = {}  # quality level -> "bpp/PSNR" at its latest step, for the progress bar
-    while state["step"] < settings.steps:
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * _lr_factor(state["step"], settings.steps)
-        level = state["step"] % len(codec.config.qualities) if settings.levels == "all" else codec.config.nominal_quality
-        x = sampler.batch(settings.batch).to(dev, non_blocking=True)
+
+    def step(x: torch.Tensor, level: int, optimizer, use_amp: bool) -> str:
         mse, bpp = stage_step(codec, index, x, level, optimizer, settings, use_amp)
-        state["step"] += 1
-        state["seconds"] = time.monotonic() - started
-        bar.update(1)
-        last[level] = f"{bpp:.3f}/{-10 * math.log10(max(mse, 1e-10)):.2f}"
-        if state["step"] % 10 == 0:
-            bar.set_postfix_str("bpp/PSNR by level: " + " ".join(last[q] for q in sorted(last)))
-        if time.monotonic() - last_save > settings.checkpoint_seconds:
-            save_checkpoint(ckpt, codec, optimizer, state)
-            last_save = time.monotonic()
-    bar.close()
-    save_checkpoint(ckpt, codec, optimizer, state)
-    codec.requires_grad_(False)
-    codec.cpu().eval()
-    log = {"steps": state["step"], "train_seconds": round(state["seconds"], 3), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-    (work_dir / "log.json").write_text(json.dumps(log, indent=2))
-    if out is not None:
-        save_codec(codec, out)
-    return codec
+        return f"{bpp:.3f}/{-10 * math.log10(max(mse, 1e-10)):.2f}"
+
+    nominal = codec.config.nominal_quality
+    levels = len(codec.config.qualities)
+    run = FineTuneRun(
+        make_optimizer=lambda c: stage_optimizer(c, index, settings),  # only this stage trains
+        step=step,
+        level_at=(lambda number: number % levels) if settings.levels == "all" else (lambda number: nominal),
+        desc=f"stage {settings.stage}",
+        figure="bpp/PSNR",
+    )
+    return fine_tune(codec, run, data_dir, work_dir, settings, device, out, progress)
 
 
 def stage_step(codec: CascadeCodec, index: int, x: torch.Tensor, level: int, optimizer, settings: StageTuneSettings, use_amp: bool) -> tuple[float, float]:
