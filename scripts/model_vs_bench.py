@@ -14,7 +14,14 @@ the results file must have been measured on the same images.
         --out /tmp/candidate.json
 
 `--tune psnr` measures the model with the encoder's search weighing squared
-error alone (`cdcodec encode --tune psnr`), `--effort R` with R rounds of search;
+error alone (`cdcodec encode --tune psnr`), `--effort R` with R rounds of search.
+By default the search weighs what the model was trained for, which only
+trained/manifest.json records: a weights file whose model id the manifest does
+not know needs `--search-ms-ssim-share S` (its training's share of 1 − MS-SSIM,
+0.3 for the mixed recipe) or `--tune psnr`. Without that, the search would weigh
+squared error alone unannounced, and such a model's MS-SSIM curve would compare
+a PSNR-tuned search with the shipped model's mixed one (session 34's Kodak run
+of cdc-mix-9 did, which made the candidate look worse in MS-SSIM than it is);
 `--jobs N` encodes N images at a time, one torch thread each, in spawned worker
 processes; `--pick kodim01 kodim07 ...` measures those images only, against the
 results file cut to them (a quick probe). Without `--images`, the photos bundled with scikit-image (`cdcodec
@@ -39,6 +46,7 @@ from cdcodec.bench.codecs import LOSSY
 from cdcodec.bench.images import bundled_images, folder_images
 from cdcodec.bench.metrics import measure
 from cdcodec.codec.pipeline import TUNINGS, get_model
+from cdcodec.codec.weights import ModelNotFoundError, model_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
 from rereference import print_bd_table  # noqa: E402
@@ -56,6 +64,9 @@ def main() -> None:
     parser.add_argument("--name", default="candidate", help="the candidate's codec name in the results (to add a second one to an --out file)")
     parser.add_argument("--tune", choices=TUNINGS, default="model", help="what the encoder's search weighs (as `cdcodec encode --tune`)")
     parser.add_argument("--effort", type=int, default=None, help="rounds of the encoder's search (as `cdcodec encode --effort`; default: its default)")
+    parser.add_argument("--search-ms-ssim-share", type=float, metavar="S",
+                        help="the share of 1 − MS-SSIM the search weighs (the model's training share); "
+                        "required for a model the manifest does not know, unless --tune psnr")
     parser.add_argument("--jobs", type=int, default=1, help="images encoded at a time, one thread each (with --jobs above 1)")
     parser.add_argument("--pick", nargs="+", metavar="NAME",
                         help="only these images (e.g. kodim01 kodim07): the candidate on them, the results file cut to them")
@@ -73,7 +84,7 @@ def main() -> None:
         raise SystemExit("the results file was measured on other images")
     if any(codec["name"] == args.name for codec in doc["codecs"]):
         raise SystemExit(f"the results file already has a codec named {args.name!r}: pass another --name")
-    options = {"tune": args.tune}
+    options = {"tune": args.tune, **search_share(args)}
     if args.effort is not None:
         options["search_rounds"] = args.effort
     points = []
@@ -82,7 +93,8 @@ def main() -> None:
         print(f"{image.name}: {len(measured)} points", flush=True)
     doc = dict(doc, codecs=doc["codecs"] + [{"name": args.name, "kind": LOSSY, "label": f"cdcodec ({args.model})"}],
                measurements=doc["measurements"] + points)
-    doc.setdefault("candidates", {})[args.name] = {"model": args.model, "tune": args.tune, "effort": args.effort, "command": " ".join(sys.argv)}
+    doc.setdefault("candidates", {})[args.name] = {"model": args.model, "tune": args.tune, "effort": args.effort,
+                                                   "search_ms_ssim_share": args.search_ms_ssim_share, "command": " ".join(sys.argv)}
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1))
     print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
@@ -97,6 +109,26 @@ def _measure_images(images, model_spec: str, encode_options: dict, jobs: int, th
         return
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         yield from zip(images, pool.map(_image_points, images, repeat(model_spec), repeat(encode_options), repeat(1)))
+
+
+def search_share(args) -> dict:
+    """The encode option that sets the search's MS-SSIM share, if one is given; exits when
+    none is and the search would otherwise fall back to squared error for an unknown model."""
+    share = args.search_ms_ssim_share
+    if share is not None:
+        if args.tune == "psnr":
+            raise SystemExit("--tune psnr searches squared error alone: leave --search-ms-ssim-share out")
+        if not 0.0 <= share <= 1.0:
+            raise SystemExit("--search-ms-ssim-share must lie in 0-1")
+        return {"search_ms_ssim_share": share}
+    if args.tune == "model" and args.effort != 0:  # effort 0: no search, nothing to weigh
+        model_id = get_model(args.model).codec.config.model_id
+        try:
+            model_record(model_id)
+        except ModelNotFoundError:
+            raise SystemExit(f"trained/manifest.json does not know model {model_id!r}, so what it was trained for is unknown: "
+                             "pass --search-ms-ssim-share S (0.3 for the mixed recipe) or --tune psnr") from None
+    return {}
 
 
 @lru_cache(maxsize=None)
