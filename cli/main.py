@@ -111,7 +111,8 @@ _model_option = click.option(
     default="model",
     show_default=True,
     help="What the search (--effort) weighs as distortion: 'model', what the model was trained for (the "
-    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-4: MS-SSIM); 'psnr', squared error alone: "
+    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-4: MS-SSIM; a weights file whose model "
+    "trained/manifest.json does not know: squared error, as 'psnr'); 'psnr', squared error alone: "
     "fewer bits than 'model' at equal PSNR, and a lower MS-SSIM.",
 )
 @_model_option
