@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--pick", nargs="+", metavar="NAME",
                         help="only these images (e.g. kodim01 kodim07): the candidate on them, the results file cut to them")
     args = parser.parse_args()
+    options = {"tune": args.tune, **search_share(args)}
+    if args.effort is not None:
+        options["search_rounds"] = args.effort
     doc = json.loads(args.results.read_text())
     images = folder_images(args.images) if args.images else bundled_images()
     if args.pick:
@@ -84,9 +87,6 @@ def main() -> None:
         raise SystemExit("the results file was measured on other images")
     if any(codec["name"] == args.name for codec in doc["codecs"]):
         raise SystemExit(f"the results file already has a codec named {args.name!r}: pass another --name")
-    options = {"tune": args.tune, **search_share(args)}
-    if args.effort is not None:
-        options["search_rounds"] = args.effort
     points = []
     for image, measured in _measure_images(images, args.model, options, args.jobs, args.threads):
         points.extend(dict(point, codec=args.name) for point in measured)
