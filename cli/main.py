@@ -71,8 +71,8 @@ _force_option = click.option("--force", "-f", is_flag=True, help="Overwrite OUTP
 _model_option = click.option(
     "--model", "model_id", default=None,
     help="Model id from trained/ (cdc-mix-5, the default, trained for squared error, then for a mix of it "
-    "and MS-SSIM, then its refine CNNs at every quality level; cdc-mse-1, its shorter-trained ancestor; "
-    "cdc-msssim-4, fine-tuned for MS-SSIM alone, its refine CNNs too), or a "
+    "and MS-SSIM, then its refine CNNs at every quality level; "
+    "cdc-msssim-8, the MS-SSIM model: trained for MS-SSIM alone, stage 1 with overlapping kernels), or a "
     "path to a .safetensors weights file."
 )
 
@@ -111,7 +111,7 @@ _model_option = click.option(
     default="model",
     show_default=True,
     help="What the search (--effort) weighs as distortion: 'model', what the model was trained for (the "
-    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-4: MS-SSIM; a weights file whose model "
+    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-8: MS-SSIM; a weights file whose model "
     "trained/manifest.json does not know: squared error, as 'psnr'); 'psnr', squared error alone: "
     "fewer bits than 'model' at equal PSNR, and a lower MS-SSIM.",
 )

@@ -14,8 +14,8 @@ means the plain encode spent bits on chroma detail the metric barely sees.
         --out results/bench/chroma-prefilter.md
 
 (Session 9 measured `cdc-msssim-2` and `cdc-mse-1`, the default models then.
-`cdc-msssim-2` has since retired from trained/; to repeat that run, fetch its
-weights as `trained/manifest.json`'s "retired" entry says and pass the file
+Both have since retired from trained/; to repeat that run, fetch their
+weights as `trained/manifest.json`'s "retired" entries say and pass the files
 with `--model`.)
 
 With `--against` (`cdcodec bench` JSONs), each curve is also compared with
@@ -103,7 +103,7 @@ def against_webp(webp: list[dict], points: list[dict]) -> str:
 
 @click.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("--model", "models", multiple=True, default=["cdc-msssim-4", "cdc-mse-1"], show_default=True)
+@click.option("--model", "models", multiple=True, default=["cdc-msssim-8", "cdc-mix-5"], show_default=True)
 @click.option("--sigma", type=float, default=1.0, show_default=True)
 @click.option("--against", "bench_files", multiple=True, type=click.Path(exists=True, path_type=Path), help="`cdcodec bench` JSON with WebP points for the images.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)

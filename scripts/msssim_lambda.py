@@ -6,7 +6,12 @@ of a trained model on random training crops, both distortions (the training
 loss's own, `distortion`) and their ratio; the constant should sit within the range of the ratios.
 
 Usage:
-    python scripts/msssim_lambda.py --data ../shared/data/train-photos --model cdc-mse-1
+    python scripts/msssim_lambda.py --data ../shared/data/train-photos --model cdc-mse-1.safetensors
+
+The constant was chosen on `cdc-mse-1` (34–38), retired from trained/ in session
+36: fetch its weights as `trained/manifest.json`'s "retired" entry says
+(`git show b4a2785:trained/cdc-mse-1-2fc3d4d0.safetensors > cdc-mse-1.safetensors`)
+and pass the file. Without --model: the default model.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from cdcodec.codec.training.train import _previous, distortion
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="training photos (never the evaluation set)")
-    parser.add_argument("--model", default="cdc-mse-1")
+    parser.add_argument("--model", default=None, help="shipped model id or .safetensors file (default: the default model)")
     parser.add_argument("--batches", type=int, default=4, help="batches of 16 crops of 128x128")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()

@@ -17,6 +17,9 @@ file bytes: the question is only which tables fit the symbols better.
     python scripts/searched_tables_probe.py 48 256 model
     python scripts/searched_tables_probe.py 48 256 model cdc-msssim-4
 
+(`cdc-msssim-4` retired in session 36: pass its weights file, fetched as
+`trained/manifest.json`'s "retired" entry says, in place of the id.)
+
 Arguments: CROPS, SIDE, the search's distortion (`model`, the model's own,
 or an MS-SSIM share such as 0 for `--tune psnr`), and optionally a model
 (default: the default model). One thread; about 45 minutes per model.
