@@ -70,8 +70,8 @@ def _stages_option(help_text: str):
 _force_option = click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
 _model_option = click.option(
     "--model", "model_id", default=None,
-    help="Model id from trained/ (cdc-mix-5, the default, trained for squared error, then for a mix of it "
-    "and MS-SSIM, then its refine CNNs at every quality level; "
+    help="Model id from trained/ (cdc-mix-9, the default, trained for squared error, then for a mix of it "
+    "and MS-SSIM, stage 1 with overlapping kernels; "
     "cdc-msssim-8, the MS-SSIM model: trained for MS-SSIM alone, stage 1 with overlapping kernels), or a "
     "path to a .safetensors weights file."
 )
