@@ -13,7 +13,11 @@ window (the issue's targets are stated over 0.25-1.5 bpp):
     python results/bench/rereference.py results/bench/kodak.json --reference webp --bpp-window 0.25 1.5
 
 --per-image adds one table per metric with each image's own BD-rates (each
-image's curves alone), to see which images drive a small set's average.
+image's curves alone), to see which images drive a small set's average, and
+with --tally a last row counting, per codec, the images below zero (those
+where it needs fewer bits than the reference). --span prints each lossy
+codec's average curve's reach: its lowest and highest mean bpp (the issue asks
+for 0.1 to 2 bpp) and how many settings make it.
 --add FILE CODEC NAME brings one more codec in from another results file of the
 same images, under NAME: e.g. a candidate MS-SSIM model measured by a bench run
 of its own against the shipped one in the committed file (`cdc-msssim-7-trial.md`):
@@ -56,6 +60,8 @@ def main() -> None:
     parser.add_argument("--bpp-window", nargs=2, type=float, metavar=("LOW", "HIGH"),
                         help="only the qualities both curves reach between LOW and HIGH bpp")
     parser.add_argument("--per-image", action="store_true", help="also each image's own BD-rates, one table per metric")
+    parser.add_argument("--tally", action="store_true", help="with --per-image: a last row counting the images below zero")
+    parser.add_argument("--span", action="store_true", help="also each lossy codec's lowest and highest mean bpp")
     parser.add_argument("--add", nargs=3, action="append", default=[], metavar=("FILE", "CODEC", "NAME"),
                         help="also CODEC from another results file of the same images, named NAME here (repeatable)")
     args = parser.parse_args()
@@ -73,6 +79,10 @@ def main() -> None:
             print("| image | " + " | ".join(bd) + " |\n|---|" + "---|" * len(bd))
             for im in images:
                 print(f"| {im} | " + " | ".join(_cell(per_image[im].get(name, {}).get(key)) for name in bd) + " |")
+            if args.tally:
+                print("| below zero | " + " | ".join(_tally([per_image[im].get(name, {}).get(key) for im in images]) for name in bd) + " |")
+    if args.span:
+        print_spans(doc)
 
 
 def with_codec_from(doc: dict, other: dict, codec: str, name: str) -> dict:
@@ -106,6 +116,22 @@ def bd_rates(doc: dict, reference: str, window: tuple[float, float] | None, meth
     if window:
         return window_bd(doc, reference, window[0], window[1], method)
     return summarise(doc["measurements"], doc["codecs"], reference, method)["bd_rate_percent"]
+
+
+def print_spans(doc: dict) -> None:
+    """Print each lossy codec's average curve's lowest and highest mean bpp and its number of settings."""
+    print("\nAverage curve's reach (mean bpp over the images, per setting)")
+    print("| codec | lowest bpp | highest bpp | settings |\n|---|---|---|---|")
+    for codec in (c["name"] for c in doc["codecs"] if c["kind"] == LOSSY):
+        points = average_curve(doc["measurements"], codec)
+        if points:
+            print(f"| {codec} | {points[0]['bpp']:.3f} | {points[-1]['bpp']:.3f} | {len(points)} |")
+
+
+def _tally(values: list[float | None]) -> str:
+    """'below zero / images with a value', e.g. '12/24'."""
+    known = [v for v in values if v is not None]
+    return f"{sum(v < 0 for v in known)}/{len(known)}"
 
 
 def _cell(value: float | None) -> str:
