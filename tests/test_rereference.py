@@ -56,3 +56,9 @@ def test_per_image_rates_are_tallied_and_each_curves_reach_printed(tmp_path):
 def test_without_the_options_the_tables_are_as_before(tmp_path):
     out = run(str(_results(tmp_path)), "--reference", "a", "--per-image")
     assert "below zero" not in out and "reach" not in out
+
+
+def test_a_tally_without_per_image_rows_is_refused_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(_results(tmp_path)), "--reference", "a", "--tally"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "--tally" in result.stderr and "Traceback" not in result.stderr

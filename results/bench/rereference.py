@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--add", nargs=3, action="append", default=[], metavar=("FILE", "CODEC", "NAME"),
                         help="also CODEC from another results file of the same images, named NAME here (repeatable)")
     args = parser.parse_args()
+    if args.tally and not args.per_image:
+        parser.error("--tally counts the --per-image rows: give both")
     doc = json.loads(args.results.read_text())
     for path, codec, name in args.add:
         doc = with_codec_from(doc, json.loads(Path(path).read_text()), codec, name)
