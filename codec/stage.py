@@ -54,15 +54,27 @@ class StageConfig:
     def __post_init__(self) -> None:
         # A symbol's synthesis kernel reaches `overlap` pixels beyond its block, and each
         # 3×3 layer of the refine CNN one pixel further. The encoder's symbol search
-        # measures moves in blocks two apart in one pass, which holds only while a
-        # symbol changes no pixel more than half a block beyond its own block.
-        reach = self.block // 2
-        if self.overlap < 0 or self.overlap > reach - 2:
-            raise ValueError(f"a stage with {self.block}-pixel blocks overlaps them by 0 to {max(0, reach - 2)} pixels, not {self.overlap}")
-        if self.refine_layers < 2 or self.refine_layers + self.overlap > reach:
+        # measures moves in blocks `search_cell` apart in one pass, which holds while a
+        # symbol changes no pixel more than (search_cell − 1)/2 blocks beyond its own
+        # block: half a block with cells of 2 blocks, a whole one with cells of 3.
+        if self.overlap < 0 or self.overlap > self.block - 2:
+            raise ValueError(f"a stage with {self.block}-pixel blocks overlaps them by 0 to {self.block - 2} pixels, not {self.overlap}")
+        if self.refine_layers < 2 or self.reach > self.block:
             raise ValueError(
-                f"a stage with {self.block}-pixel blocks and overlap {self.overlap} takes 2 to {reach - self.overlap} refine layers, not {self.refine_layers}"
+                f"a stage with {self.block}-pixel blocks and overlap {self.overlap} takes 2 to {self.block - self.overlap} refine layers, not {self.refine_layers}"
             )
+
+    @property
+    def reach(self) -> int:
+        """Pixels beyond its block that a symbol's change can move in the stage's image."""
+        return self.overlap + self.refine_layers
+
+    @property
+    def search_cell(self) -> int:
+        """Blocks on a side of the cells in which the symbol search measures one move
+        per decoder pass: 2 while the reach is at most half a block (4 passes a round),
+        otherwise 3 (9 passes), which a lapped stage of small blocks needs."""
+        return 2 if self.reach <= self.block // 2 else 3
 
     def to_dict(self) -> dict:
         return asdict(self)

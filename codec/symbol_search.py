@@ -14,11 +14,13 @@ linear synthesis' curvature, and its change of bits under the stage's real
 integer tables in the symbol's current context, `bitstream.entropy.move_bits`).
 A round takes the best-ranked move of each block and measures what each of
 those really does before keeping it (`_apply_measured_block_moves`). That is
-cheap because a symbol shapes only its own block and, through the refine
-CNN's 3×3 layers, a margin of one pixel per layer around it, at most half a
-block (StageConfig's rule): moves in blocks two apart never touch the same
-pixel, so four decoder passes (one per position in a 2×2 cell of blocks)
-measure one move in every block. Squared error splits
+cheap because a symbol shapes only its own block and, through its kernel's
+overlap and the refine CNN's 3×3 layers, a margin of one pixel per layer around
+it (`StageConfig.reach`): at most half a block in the shipped models, so moves
+in blocks two apart never touch the same pixel and four decoder passes (one per
+position in a 2×2 cell of blocks) measure one move in every block; a stage that
+reaches up to a whole block takes cells of 3×3 blocks and nine passes
+(`StageConfig.search_cell`). Squared error splits
 exactly into those pixels; MS-SSIM does not, so each pass spreads the MS-SSIM
 term's exact change over the pixels in the shape of the change of its finest
 scale's SSIM map (`_ssim_map`), which is local. The kept moves are applied
@@ -138,7 +140,7 @@ def search_symbols(
                 per_pixel = per_pixel + shape * (exact / total if exact * total > 0 else 0.0)
             return per_pixel
 
-        improved = _apply_measured_block_moves(best, gain, move, move_rate, current, objective, change, stage.config.block)
+        improved = _apply_measured_block_moves(best, gain, move, move_rate, current, objective, change, stage.config.block, stage.config.search_cell)
         if improved is None:
             break
         best, current, (value, leaf, recon) = improved
@@ -161,31 +163,31 @@ def _best_moves(gradient: torch.Tensor, curvature: torch.Tensor, move_rates: tor
     return gain, move, move_rate
 
 
-def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objective, change, block: int):
+def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objective, change, block: int, cell: int = 2):
     """(symbols with each block's best-ranked move applied where it measures as a gain,
     their objective, its measured parts) if the objective falls below `current`; None otherwise.
 
     `change(q)` is the per-pixel change of λ·distortion from the current symbols to q.
-    Each of four passes moves the blocks at one position of every 2×2 cell of
-    blocks; a pixel's change is charged to the moved block whose cell, centred on
-    it, holds the pixel, which reaches half a block beyond it: all that the move
-    changes while the refine CNN reaches no further (StageConfig allows a stage at
-    most block/2 layers of 3×3). The rate is `move_bits`' (each symbol in its
+    Each of cell² passes moves the blocks at one position of every cell × cell
+    square of blocks; a pixel's change is charged to the moved block whose square,
+    centred on it, holds the pixel, which reaches (cell − 1)/2 blocks beyond it:
+    all that the move changes while the stage reaches no further
+    (`StageConfig.search_cell` picks the cell for the stage's reach). The rate is `move_bits`' (each symbol in its
     current context); the objective of the whole trial counts the contexts' changes too.
     """
     lh, lw = symbols.shape[-2:]
     best_gain, channel = gain.min(dim=1, keepdim=True)
     chosen = torch.zeros_like(symbols, dtype=torch.bool).scatter_(1, channel, True) & (best_gain < 0)
     kept = torch.zeros_like(chosen)
-    for row in (0, 1):
-        for col in (0, 1):
+    for row in range(cell):
+        for col in range(cell):
             position = torch.zeros(lh, lw, dtype=torch.bool)
-            position[row::2, col::2] = True
+            position[row::cell, col::cell] = True
             trying = chosen & position
             if not trying.any():
                 continue
             moved = (symbols + move * trying).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
-            distortion = _sum_around_blocks(change(moved), block, row, col, (lh, lw))
+            distortion = _sum_around_blocks(change(moved), block, row, col, (lh, lw), cell)
             kept |= trying & (distortion + (move_rate * trying).sum(dim=1)[0] < 0)
     if not kept.any():
         return None
@@ -194,20 +196,21 @@ def _apply_measured_block_moves(symbols, gain, move, move_rate, current, objecti
     return (trial, value, measured) if value < current else None
 
 
-def _sum_around_blocks(per_pixel: torch.Tensor, block: int, row: int, col: int, grid: tuple[int, int]) -> torch.Tensor:
-    """(lh, lw): at block (row + 2i, col + 2j), the sum of `per_pixel` (H, W; the picture,
-    which the grid of blocks may overhang) over the 2 × 2 blocks centred on it; zero elsewhere."""
+def _sum_around_blocks(per_pixel: torch.Tensor, block: int, row: int, col: int, grid: tuple[int, int], cell: int = 2) -> torch.Tensor:
+    """(lh, lw): at block (row + cell·i, col + cell·j), the sum of `per_pixel` (H, W; the
+    picture, which the grid of blocks may overhang) over the cell × cell blocks centred
+    on it; zero elsewhere."""
     lh, lw = grid
-    period, half = 2 * block, block // 2
-    top, left = row * block - half, col * block - half  # where the first cell starts (may be < 0)
-    rows, cols = len(range(row, lh, 2)), len(range(col, lw, 2))
+    period, margin = cell * block, (cell - 1) * block // 2
+    top, left = row * block - margin, col * block - margin  # where the first cell starts (may be < 0)
+    rows, cols = len(range(row, lh, cell)), len(range(col, lw, cell))
     canvas = per_pixel.new_zeros(rows * period, cols * period)
     source = per_pixel[max(0, top) :, max(0, left) :]
     down, right = max(0, -top), max(0, -left)
     source = source[: canvas.shape[0] - down, : canvas.shape[1] - right]
     canvas[down : down + source.shape[0], right : right + source.shape[1]] = source
     sums = per_pixel.new_zeros(lh, lw)
-    sums[row::2, col::2] = canvas.reshape(rows, period, cols, period).sum(dim=(1, 3))
+    sums[row::cell, col::cell] = canvas.reshape(rows, period, cols, period).sum(dim=(1, 3))
     return sums
 
 

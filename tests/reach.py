@@ -2,7 +2,8 @@
 
 The encoder's symbol search measures a move in every other block in one
 decoder pass, which holds while a symbol changes no pixel more than half a
-block beyond its own block (codec/symbol_search.py). Tests of the search and of
+block beyond its own block, or in every third block where a stage reaches up to
+a whole block (codec/symbol_search.py, StageConfig.search_cell). Tests of the search and of
 deeper refine CNNs check that bound with these helpers.
 """
 
@@ -26,7 +27,12 @@ def one_move_change(stage, x: torch.Tensor, prev: torch.Tensor, channel: int, de
 
 def half_block_around(change: torch.Tensor, block: int, inset: int = 0) -> torch.Tensor:
     """Mask of the pixels within half a block of the moved block, less `inset` pixels at the rim."""
-    low, high = MOVED_BLOCK * block - block // 2 + inset, (MOVED_BLOCK + 1) * block + block // 2 - inset
+    return pixels_around(change, block, block // 2 - inset)
+
+
+def pixels_around(change: torch.Tensor, block: int, margin: int) -> torch.Tensor:
+    """Mask of the moved block and the pixels within `margin` of it."""
+    low, high = MOVED_BLOCK * block - margin, (MOVED_BLOCK + 1) * block + margin
     mask = torch.zeros_like(change, dtype=torch.bool)
     mask[low:high, low:high] = True
     return mask

@@ -16,11 +16,12 @@ from cdcodec.codec.model import CodecConfig, symbols_to_array
 from cdcodec.codec.networks import BlockTransform
 from cdcodec.codec.pipeline import LoadedModel, decode, encode
 from cdcodec.codec.stage import StageConfig
+from cdcodec.codec.symbol_search import _sum_around_blocks
 from cdcodec.codec.training.stage_tune import StageTuneSettings, with_overlap
 from cdcodec.codec.weights import codec_tensors, load_codec
 from conftest import build_tiny_model
 from imagegen import photo_folder, smooth_image
-from reach import half_block_around, one_move_change
+from reach import half_block_around, one_move_change, pixels_around
 
 #: Stage 1 on 8-pixel blocks overlapping by 2 (2 refine layers: 2 + 2 = half a block), then one without overlap.
 LAPPED = CodecConfig(
@@ -57,9 +58,16 @@ def test_zero_margins_give_the_block_transform():
 
 def test_the_overlap_counts_in_the_reach_of_a_symbol():
     assert StageConfig(block=16, step=0.5, overlap=4).overlap == 4
-    for overlap, layers in ((5, 4), (-1, 4), (7, 2)):
+    for overlap, layers in ((13, 4), (-1, 4), (15, 2), (14, 3)):
         with pytest.raises(ValueError):
             StageConfig(block=16, step=0.5, refine_layers=layers, overlap=overlap)
+
+
+def test_the_search_takes_cells_of_three_blocks_for_a_stage_reaching_past_half_a_block():
+    """The shipped layouts (reach at most half a block) keep the search's 2×2 cells."""
+    for block, overlap, layers, cell in ((16, 4, 4, 2), (8, 0, 4, 2), (8, 2, 2, 2), (8, 2, 4, 3), (8, 4, 4, 3), (16, 10, 4, 3)):
+        config = StageConfig(block=block, step=0.2, refine_layers=layers, overlap=overlap)
+        assert (config.reach, config.search_cell) == (overlap + layers, cell)
 
 
 def test_a_lapped_symbol_changes_pixels_within_half_a_block(lapped_weights):
@@ -80,6 +88,67 @@ def test_a_lapped_symbol_changes_pixels_within_half_a_block(lapped_weights):
     beyond[low:high, low:high] = False
     assert change[beyond & inside].abs().max() > 0
 
+
+#: Stage 1 on 8-pixel blocks overlapping by 2 with 4 refine layers: a symbol reaches 6
+#: pixels, past half a block, so the search measures moves in cells of 3×3 blocks.
+WIDE_REACH = replace(LAPPED, model_id="test-wide-reach", stages=(replace(LAPPED.stages[0], refine_layers=4), LAPPED.stages[1]))
+
+
+@pytest.fixture(scope="module")
+def wide_reach_stage(tmp_path_factory):
+    """(weights path, stage 1 with a refine CNN whose every layer matters, an image, stage 1's prediction)."""
+    path = tmp_path_factory.mktemp("wide") / "wide.safetensors"
+    build_tiny_model(path, WIDE_REACH, margins=0.05)
+    codec = load_codec(path)[0]
+    stage = codec.stages[0]
+    assert stage.config.search_cell == 3
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for parameter in stage.refine.parameters():
+            parameter.normal_(0, 0.2)
+    x = torch.from_numpy(smooth_image(48, 56, seed=5)).permute(2, 0, 1)[None].float() / 255
+    return path, stage, x, codec.base(x)
+
+
+def test_a_symbol_reaching_past_half_a_block_stays_within_a_block(wide_reach_stage):
+    _, stage, x, prev = wide_reach_stage
+    block = stage.config.block
+    change = one_move_change(stage, x, prev, channel=0, delta=3)
+    assert change[~pixels_around(change, block, stage.config.reach)].max() == 0
+    assert change[~half_block_around(change, block)].max() > 0  # cells of 2 blocks would not hold it
+
+
+def test_cells_of_three_blocks_measure_each_move_of_a_pass_as_if_alone(wide_reach_stage):
+    """What nine decoder passes a round rely on: with moves in every third block at once,
+    the squared error summed over each moved block's cell is that move's own change."""
+    _, stage, x, prev = wide_reach_stage
+    block = stage.config.block
+    with torch.no_grad():
+        q = stage.quantize(stage.analyse(x, prev))
+        base = ((stage.synthesise(q, prev) - x) ** 2).sum(dim=(0, 1))
+
+        def change(moves: torch.Tensor) -> torch.Tensor:
+            return ((stage.synthesise(q + moves, prev) - x) ** 2).sum(dim=(0, 1)) - base
+
+        grid = tuple(q.shape[-2:])
+        for row, col in ((0, 0), (1, 2), (2, 1)):
+            together = torch.zeros_like(q)
+            together[0, 1, row::3, col::3] = 2
+            sums = _sum_around_blocks(change(together), block, row, col, grid, 3)
+            for i in range(row, grid[0], 3):
+                for j in range(col, grid[1], 3):
+                    alone = torch.zeros_like(q)
+                    alone[0, 1, i, j] = 2
+                    assert torch.isclose(sums[i, j], change(alone).sum(), rtol=1e-4, atol=1e-6), (row, col, i, j)
+
+
+def test_a_stage_reaching_past_half_a_block_is_searched_and_decodes(wide_reach_stage):
+    path = wide_reach_stage[0]
+    image = smooth_image(40, 48, seed=6)
+    searched, plain = encode(image, model=path, search_rounds=2), encode(image, model=path, search_rounds=0)
+    assert searched != plain  # the search moved symbols
+    assert searched == encode(image, model=path, search_rounds=2)
+    assert decode(searched, model=path).shape == image.shape
 
 def test_the_exact_preview_adds_overlapping_patches(lapped_weights):
     codec = load_codec(lapped_weights)[0]
@@ -114,8 +183,8 @@ def test_widening_keeps_the_models_files_until_trained(tmp_path):
     image = smooth_image(32, 40, seed=8)
     for options in ({}, {"lossless": True}, {"quality": 0, "stages": 1}):
         assert encode(image, model=LoadedModel(wider, source.digest), **options) == encode(image, model=source, **options)
-    with pytest.raises(ValueError, match="overlaps them by 0 to 2"):
-        with_overlap(source.codec, 1, 3, "x")  # 3 + 2 layers reach beyond half of 8
+    with pytest.raises(ValueError, match="overlaps them by 0 to 6"):
+        with_overlap(source.codec, 1, 7, "x")  # 2 refine layers must still fit in a block of 8
     with pytest.raises(ValueError, match="only grow"):
         with_overlap(wider, 1, 1, "x")
 
@@ -158,7 +227,7 @@ def test_train_stage_refuses_bad_requests_before_any_work(tmp_path, lapped_weigh
     base = ["train-stage", str(lapped_weights), "--data", str(folder), "--model-id", "x", "--work-dir", str(work)]
     for extra, message in (
         (["--stage", "3"], "has stages 1 to 2, not 3"),
-        (["--stage", "1", "--overlap", "3"], "overlaps them by 0 to 2 pixels"),
+        (["--stage", "1", "--overlap", "7"], "overlaps them by 0 to 6 pixels"),
         (["--stage", "1", "--overlap", "1"], "can only grow"),
         (["--stage", "1", "--ms-ssim-share", "0.3"], "--ms-ssim-share needs --metric mixed"),
     ):

@@ -172,8 +172,8 @@ def test_a_refine_cnn_at_its_deepest_changes_no_pixel_beyond_half_a_block():
 
 
 def test_refine_cnns_only_grow_and_reach_at_most_half_a_block():
-    with pytest.raises(ValueError, match="2 to 4 refine layers, not 5"):
-        StageConfig(block=8, step=0.2, refine_layers=5)
+    with pytest.raises(ValueError, match="2 to 8 refine layers, not 9"):
+        StageConfig(block=8, step=0.2, refine_layers=9)
     with pytest.raises(ValueError, match="can only grow"):
         with_deeper_refine(with_deeper_refine(_deepenable_codec(), (3, 2)), (2, 2))
     with pytest.raises(ValueError, match="2 stages, not 3"):
@@ -197,7 +197,7 @@ def test_train_refine_refuses_bad_refine_depths_in_one_line(tmp_path, tiny_weigh
     folder, work = photo_folder(tmp_path), tmp_path / "w"
     base = ["train-refine", str(tiny_weights), "--data", str(folder), "--model-id", "x", "--work-dir", str(work)]
     for option, value, message in (
-        ("--refine-layers", "3,3", "takes 2 to 2 refine layers, not 3"),
+        ("--refine-layers", "5,3", "takes 2 to 4 refine layers, not 5"),
         ("--refine-layers", "4,x", "--refine-layers takes whole numbers separated by commas"),
         ("--refine-layers", "2", "not 1 refine depths"),
         ("--stages", "3", "has 2 stages, not 3"),

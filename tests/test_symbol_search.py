@@ -108,20 +108,22 @@ def test_negative_rounds_are_refused(tiny_model):
         encode(smooth_image(16, 16), model=tiny_model, search_rounds=-1)
 
 
-def test_each_pixel_is_charged_to_the_moved_block_whose_cell_holds_it():
-    """Cells of 2×2 blocks centred on the blocks of one position cover the picture's
-    pixels within half a block of those blocks, once each."""
+@pytest.mark.parametrize("cell", [2, 3])
+def test_each_pixel_is_charged_to_the_moved_block_whose_cell_holds_it(cell):
+    """Cells of cell × cell blocks centred on the blocks of one position cover the
+    picture's pixels within (cell − 1)/2 blocks of those blocks, once each."""
     block, grid = 8, (5, 6)
     height, width = 37, 45  # the grid of blocks overhangs the picture
-    for row in (0, 1):
-        for col in (0, 1):
+    margin = (cell - 1) * block // 2
+    for row in range(cell):
+        for col in range(cell):
             per_pixel = torch.arange(height * width, dtype=torch.float64).reshape(height, width)
-            sums = _sum_around_blocks(per_pixel, block, row, col, grid)
+            sums = _sum_around_blocks(per_pixel, block, row, col, grid, cell)
             expected = torch.zeros(grid, dtype=torch.float64)
-            for i in range(row, grid[0], 2):
-                for j in range(col, grid[1], 2):
-                    top, left = max(0, i * block - block // 2), max(0, j * block - block // 2)
-                    expected[i, j] = per_pixel[top : i * block + block + block // 2, left : j * block + block + block // 2].sum()
+            for i in range(row, grid[0], cell):
+                for j in range(col, grid[1], cell):
+                    top, left = max(0, i * block - margin), max(0, j * block - margin)
+                    expected[i, j] = per_pixel[top : (i + 1) * block + margin, left : (j + 1) * block + margin].sum()
             assert torch.equal(sums, expected)
 
 
