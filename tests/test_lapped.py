@@ -150,6 +150,7 @@ def test_a_stage_reaching_past_half_a_block_is_searched_and_decodes(wide_reach_s
     assert searched == encode(image, model=path, search_rounds=2)
     assert decode(searched, model=path).shape == image.shape
 
+
 def test_the_exact_preview_adds_overlapping_patches(lapped_weights):
     codec = load_codec(lapped_weights)[0]
     torch.manual_seed(2)
