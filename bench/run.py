@@ -99,7 +99,9 @@ class _Workers:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            from ..codec.allocator import keep_freed_memory
+
+            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=keep_freed_memory)
         return self
 
     def __exit__(self, *exc) -> None:

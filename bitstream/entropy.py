@@ -84,10 +84,14 @@ class SymbolTables:
         self._check_predicted()
         if (sizes < 1).any():
             raise ValueError("tables: every row needs at least one symbol")
-        for r in range(len(sizes)):
-            row = pmfs[r, : sizes[r] + 1]
-            if (row < 1).any() or int(row.sum()) != TABLE_TOTAL:
-                raise ValueError(f"tables: row {r} is not a valid frequency table")
+        # Row r's entries are pmfs[r, :sizes[r] + 1]; checked for all rows at once (a
+        # model holds hundreds of thousands of rows, and a Python loop over them was
+        # most of the time it took to load one).
+        in_row = np.arange(pmfs.shape[1]) <= sizes[:, None]
+        used = np.where(in_row, pmfs, 0).astype(np.int64)
+        bad = ((used < 1) & in_row).any(axis=1) | (used.sum(axis=1) != TABLE_TOTAL)
+        if bad.any():
+            raise ValueError(f"tables: row {int(np.argmax(bad))} is not a valid frequency table")
 
     def _check_predicted(self) -> None:
         predicted = self.predicted

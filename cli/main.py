@@ -16,6 +16,7 @@ import click
 from ..bitstream import CdcFormatError
 from ..bitstream import describe as describe_file
 from ..bitstream import truncate as truncate_file
+from ..codec.allocator import keep_freed_memory
 from .lazy import LazyGroup
 from .output import CliError, atomic_output, check_output_path, read_input, report, write_bytes_atomic
 
@@ -61,6 +62,7 @@ def cli(ctx: click.Context, traceback: bool) -> None:
     stage adds a coded residual, and any stage prefix of a .cdc file decodes.
     """
     ctx.obj = {"traceback": traceback}
+    keep_freed_memory()
 
 
 def _stages_option(help_text: str):

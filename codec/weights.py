@@ -94,9 +94,10 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
     if len(sizes) == 0 or (sizes < 1).any() or freqs.shape[0] != int((sizes + 1).sum()):
         raise ModelNotFoundError("weights file has inconsistent symbol tables")
     pmfs = np.zeros((len(sizes), int(sizes.max()) + 1), dtype=np.uint32)
-    starts = np.concatenate([[0], np.cumsum(sizes + 1)])
-    for r in range(len(sizes)):
-        pmfs[r, : sizes[r] + 1] = freqs[starts[r] : starts[r + 1]]
+    lengths = sizes + 1  # row r is the next lengths[r] frequencies of the flat list
+    rows = np.repeat(np.arange(len(sizes)), lengths)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pmfs[rows, np.arange(len(freqs)) - starts] = freqs
     predicted, residuals = (), None
     if f"{prefix}.predicted" in tensors:
         predicted = tuple(tensors[f"{prefix}.predicted"].tolist())

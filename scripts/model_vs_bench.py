@@ -45,6 +45,7 @@ from cdcodec.bench.cdcodec_source import cdcodec_points, warm_up
 from cdcodec.bench.codecs import LOSSY
 from cdcodec.bench.images import bundled_images, folder_images
 from cdcodec.bench.metrics import measure
+from cdcodec.codec.allocator import keep_freed_memory
 from cdcodec.codec.pipeline import TUNINGS, get_model
 from cdcodec.codec.weights import ModelNotFoundError, model_record
 
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--pick", nargs="+", metavar="NAME",
                         help="only these images (e.g. kodim01 kodim07): the candidate on them, the results file cut to them")
     args = parser.parse_args()
+    keep_freed_memory()
     options = {"tune": args.tune, **search_share(args)}
     if args.effort is not None:
         options["search_rounds"] = args.effort
@@ -107,7 +109,7 @@ def _measure_images(images, model_spec: str, encode_options: dict, jobs: int, th
         for image in images:
             yield image, _image_points(image, model_spec, encode_options, threads)
         return
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=keep_freed_memory) as pool:
         yield from zip(images, pool.map(_image_points, images, repeat(model_spec), repeat(encode_options), repeat(1)))
 
 

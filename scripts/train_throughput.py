@@ -3,7 +3,8 @@
 Times the step `cdcodec train` takes (same batch, crop, optimizer; bfloat16
 autocast on CUDA) on a freshly initialised model; the data path (a random crop
 batch from photos held in memory) is timed separately. Writes a JSON record
-with the device, thread count and library versions.
+with the device, thread count, library versions and whether freed memory was
+kept in the process (`codec/allocator.py`).
 
 Usage:
     python scripts/train_throughput.py --data ../shared/data/train-photos --device cpu --threads 1 \
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cdcodec.codec.allocator import keep_freed_memory
 from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.data import CropSampler
 from cdcodec.codec.training.throughput import measure_throughput
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per stage first")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    kept = keep_freed_memory()  # as `cdcodec train` does; CDCODEC_KEEP_FREED_MEMORY=0 to compare without
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = TrainSettings(steps_per_stage=(1,), batch=args.batch, crop=args.crop, pca_crops=4 * args.batch)
@@ -70,6 +73,7 @@ def main() -> None:
         "torch": torch.__version__,
         "batch": args.batch,
         "crop": args.crop,
+        "keep_freed_memory": kept,
         "mixed_precision": "bfloat16 autocast" if args.device.startswith("cuda") else "none (float32)",
         "data": str(args.data) if args.data else "scikit-image bundled photos",
         "decode_training_photos_seconds": round(load_seconds, 2),
