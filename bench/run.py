@@ -12,6 +12,7 @@ import platform
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .codecs import LOSSLESS, NEAR_LOSSLESS
@@ -204,12 +205,35 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _cpu() -> dict:
+    """The CPU's name and family, and the vector instructions torch's kernels use: float
+    results, and so the encoder's search and the bytes it writes, can differ between
+    CPUs (a point measured on one machine may not be reproduced to the byte on another)."""
+    described = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model") and key not in described:
+                described[key] = value.strip()
+    except OSError:
+        pass
+    try:
+        import torch
+
+        described["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    except (ImportError, AttributeError):
+        pass
+    return described
+
+
 def environment() -> dict:
     """Where the numbers came from: timings and encoder output depend on these."""
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": _cpu(),
         "packages": {
             name: _version(name)
             for name in ("cdcodec", "numpy", "pillow", "imagecodecs", "scikit-image", "pytorch-msssim", "torch", "scipy")

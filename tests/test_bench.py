@@ -606,3 +606,12 @@ def test_jobs_give_the_same_measurements_in_the_same_order(tmp_path, image_dir):
 
     assert comparable(runs["2"]) == comparable(runs["1"])
     assert len({m["image"] for m in runs["2"]["measurements"]}) > 1
+
+
+def test_results_name_the_cpu_whose_arithmetic_made_them():
+    from cdcodec.bench.run import environment
+
+    cpu = environment()["cpu"]
+    assert cpu["torch_capability"]  # e.g. AVX2 or AVX512: which float kernels ran
+    if sys.platform == "linux" and any(line.startswith("model name") for line in open("/proc/cpuinfo")):
+        assert cpu["model name"]
