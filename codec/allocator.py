@@ -6,8 +6,9 @@ refine CNN's activation on a Kodak image (32 features × 768 × 512 floats, 48 M
 or a training batch's (16 crops of 128 × 128, 32 MiB) is that large, so every
 layer of every pass had the kernel map, fault in and zero new pages: a third of
 an encode's time and of a training step's was system time (README, "Encoding
-and decoding time"; `results/training/README.md`). With mmap off and the heap never trimmed, freed blocks
-are reused; the arithmetic, and so every output byte, is the same.
+and decoding time"; `results/training/README.md`). With mmap off and the heap
+never trimmed, freed blocks are reused; the arithmetic, and so every output
+byte, is the same.
 
 This changes the whole process, so the library never does it on import: the
 `cdcodec` command and the bench's worker processes call `keep_freed_memory()`
