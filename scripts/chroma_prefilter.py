@@ -103,7 +103,7 @@ def against_webp(webp: list[dict], points: list[dict]) -> str:
 
 @click.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("--model", "models", multiple=True, default=["cdc-msssim-8", "cdc-mix-11"], show_default=True)
+@click.option("--model", "models", multiple=True, default=["cdc-msssim-9", "cdc-mix-11"], show_default=True)
 @click.option("--sigma", type=float, default=1.0, show_default=True)
 @click.option("--against", "bench_files", multiple=True, type=click.Path(exists=True, path_type=Path), help="`cdcodec bench` JSON with WebP points for the images.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
