@@ -274,3 +274,8 @@ MS_SSIM_MODEL = "cdc-msssim-9"
 CDCODEC_MSSSIM = CdcodecSource("cdcodec-msssim", "cdcodec, MS-SSIM model", LOSSY, model=MS_SSIM_MODEL)
 #: The default model with the encoder's search weighing squared error alone (`encode --tune psnr`).
 CDCODEC_PSNR = CdcodecSource("cdcodec-psnr", "cdcodec --tune psnr", LOSSY, encode_options={"tune": "psnr"})
+#: As CDCODEC_PSNR with twice the search rounds (`encode --tune psnr --effort 8`): the
+#: encoder's slowest setting for squared error, measured to show what effort buys.
+CDCODEC_PSNR_EFFORT = CdcodecSource(
+    "cdcodec-psnr-effort8", "cdcodec --tune psnr --effort 8", LOSSY, encode_options={"tune": "psnr", "search_rounds": 8}
+)

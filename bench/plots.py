@@ -65,6 +65,8 @@ def write_plots(document: dict, target: Path, max_bpp: float = 2.5) -> list[Path
                 style.update(linewidth=2.5, color="black", linestyle="--", markersize=5)
             elif codec["name"] == "cdcodec-psnr":
                 style.update(linewidth=2.5, color="black", linestyle=":", markersize=5)
+            elif codec["name"] == "cdcodec-psnr-effort8":
+                style.update(linewidth=1.5, color="black", linestyle="-.", markersize=4)
             axes.plot(xs, ys, label=codec["label"], **style)
         axes.set_xlim(0, max_bpp)
         axes.set_xlabel("bits per pixel")

@@ -18,7 +18,9 @@ from PIL import Image
 
 import cdcodec
 from cdcodec.bench import bdrate, metrics
-from cdcodec.bench.cdcodec_source import CDCODEC, CDCODEC_MSSSIM, CDCODEC_PSNR, MS_SSIM_MODEL, cdcodec_points
+from cdcodec.bench.cdcodec_source import (
+    CDCODEC, CDCODEC_MSSSIM, CDCODEC_PSNR, CDCODEC_PSNR_EFFORT, MS_SSIM_MODEL, cdcodec_points,
+)
 from cdcodec.bench.codecs import BASELINES, LOSSLESS, LOSSY, NEAR_LOSSLESS, baseline
 from cdcodec.bench.command import bench_command
 from cdcodec.bench.curves import average_curve, quality_at_rate
@@ -273,20 +275,25 @@ def test_ms_ssim_source_codes_with_its_own_model(monkeypatch):
     assert set(encode.models) == {MS_SSIM_MODEL}  # warm-up, encode and every prefix's decode
 
 
-def test_psnr_source_codes_with_the_search_on_squared_error_alone(monkeypatch):
-    """`cdcodec-psnr` is `cdcodec encode --tune psnr`: the default model, tune="psnr"."""
+@pytest.mark.parametrize("source, options", [
+    (CDCODEC_PSNR, {"tune": "psnr"}),
+    (CDCODEC_PSNR_EFFORT, {"tune": "psnr", "search_rounds": 8}),
+])
+def test_psnr_sources_code_with_the_search_on_squared_error_alone(monkeypatch, source, options):
+    """`cdcodec-psnr` is `cdcodec encode --tune psnr` and `cdcodec-psnr-effort8` adds
+    `--effort 8`: the default model, its encodes given exactly those options."""
     encode = _fake_cdcodec(monkeypatch)
-    options = []
+    seen = []
 
     def tuned(image, quality=None, model=None, **kwargs):
-        options.append(kwargs)
+        seen.append(kwargs)
         return encode(image, quality=quality, model=model)
 
     monkeypatch.setattr(cdcodec, "encode", tuned, raising=False)
-    monkeypatch.setattr(CDCODEC_PSNR, "_warm", True)
-    assert len(list(CDCODEC_PSNR.points(synthetic()))) == 3
-    assert options == [{"tune": "psnr"}] and set(encode.models) == {None}
-    assert CDCODEC_PSNR.params["encode_options"] == {"tune": "psnr"}
+    monkeypatch.setattr(source, "_warm", True)
+    assert len(list(source.points(synthetic()))) == 3
+    assert seen == [options] and set(encode.models) == {None}
+    assert source.params["encode_options"] == options
 
 
 def test_command_benchmarks_cdcodec_stage_by_stage(tmp_path, image_dir, monkeypatch):
