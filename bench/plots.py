@@ -16,6 +16,14 @@ from pathlib import Path
 from .codecs import LOSSY, NEAR_LOSSLESS
 from .curves import quality_axis, upper_envelope
 
+#: cdcodec's curves in black, told apart by line style, over the baselines' colours.
+CDCODEC_STYLES = {
+    "cdcodec": dict(linewidth=2.5, color="black", markersize=5),
+    "cdcodec-msssim": dict(linewidth=2.5, color="black", linestyle="--", markersize=5),
+    "cdcodec-psnr": dict(linewidth=2.5, color="black", linestyle=":", markersize=5),
+    "cdcodec-psnr-effort8": dict(linewidth=1.5, color="black", linestyle="-.", markersize=4),
+}
+
 AXES = {
     "psnr": ("psnr", "PSNR (dB, RGB)"),
     "ssim": ("ssim", "SSIM (dB, −10·log10(1−SSIM))"),
@@ -59,14 +67,7 @@ def write_plots(document: dict, target: Path, max_bpp: float = 2.5) -> list[Path
             style = dict(marker="o", markersize=3, linewidth=1.5)
             if codec["kind"] == NEAR_LOSSLESS:
                 style = dict(marker="s", markersize=5, linestyle="none")
-            if codec["name"] == "cdcodec":
-                style.update(linewidth=2.5, color="black", markersize=5)
-            elif codec["name"] == "cdcodec-msssim":
-                style.update(linewidth=2.5, color="black", linestyle="--", markersize=5)
-            elif codec["name"] == "cdcodec-psnr":
-                style.update(linewidth=2.5, color="black", linestyle=":", markersize=5)
-            elif codec["name"] == "cdcodec-psnr-effort8":
-                style.update(linewidth=1.5, color="black", linestyle="-.", markersize=4)
+            style.update(CDCODEC_STYLES.get(codec["name"], {}))
             axes.plot(xs, ys, label=codec["label"], **style)
         axes.set_xlim(0, max_bpp)
         axes.set_xlabel("bits per pixel")
