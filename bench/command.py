@@ -15,7 +15,7 @@ import click
 from .bdrate import METHODS
 from .images import bundled_images, folder_images
 from .plots import write_plots
-from .registry import ALL_SOURCES, by_name
+from .registry import ALL_SOURCES, DEFAULT_SOURCES, by_name
 from .report import format_summary, summarise
 from .run import describe_codec, results_document, reusable, run, split_available
 
@@ -24,6 +24,8 @@ DEFAULT_REFERENCE = "webp"
 
 def _select(spec: str | None) -> list:
     if not spec:
+        return list(DEFAULT_SOURCES)
+    if spec.strip() == "all":
         return list(ALL_SOURCES)
     try:
         return by_name(list(dict.fromkeys(name.strip() for name in spec.split(",") if name.strip())))
@@ -35,7 +37,8 @@ def _select(spec: str | None) -> list:
 @click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of test images (default: photographs bundled with scikit-image).")
 @click.option("--codecs", "codec_spec", metavar="LIST",
-              help="Comma-separated codec names (default: all). "
+              help="Comma-separated codec names, or 'all' (default: all but "
+                   f"{', '.join(s.name for s in ALL_SOURCES if s not in DEFAULT_SOURCES)}, the slowest encodes). "
                    f"Known: {', '.join(s.name for s in ALL_SOURCES)}.")
 @click.option("--reference", default=DEFAULT_REFERENCE, show_default=True,
               help="Codec the BD-rates are measured against.")

@@ -12,6 +12,12 @@ from .codecs import BASELINES
 
 ALL_SOURCES = (CDCODEC, CDCODEC_MSSSIM, CDCODEC_PSNR, CDCODEC_PSNR_EFFORT, CDCODEC_LOSSLESS, CDCODEC_NEAR, *BASELINES)
 
+#: What a plain `cdcodec bench` runs: every source but the slowest encoder setting,
+#: whose curve lies within a few tenths of a per cent of `cdcodec-psnr`'s at more than
+#: twice its encode time (results/bench/README.md, "The encoder's effort doubled").
+#: `--codecs all` or its name adds it.
+DEFAULT_SOURCES = tuple(source for source in ALL_SOURCES if source is not CDCODEC_PSNR_EFFORT)
+
 
 def by_name(names) -> list:
     """The sources called `names`, in that order; ValueError naming the unknown ones."""

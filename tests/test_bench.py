@@ -392,6 +392,16 @@ def test_unknown_codec_name_is_a_usage_error(tmp_path, image_dir):
     assert "unknown codec(s) jpeg" in result.output
 
 
+def test_plain_bench_leaves_out_the_slowest_encoder_setting_and_all_adds_it():
+    from cdcodec.bench.command import _select
+
+    plain = {source.name for source in _select(None)}
+    every = {source.name for source in _select("all")}
+    assert "cdcodec-psnr-effort8" not in plain and "cdcodec-psnr-effort8" in every
+    assert every - plain == {"cdcodec-psnr-effort8"}
+    assert {source.name for source in _select("cdcodec-psnr-effort8,webp")} == {"cdcodec-psnr-effort8", "webp"}
+
+
 def test_bundled_images_need_no_network():
     images = bundled_images()
     assert len(images) >= 4
