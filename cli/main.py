@@ -1,4 +1,4 @@
-"""The `cdcodec` command line: encode, decode, info, truncate, train, train-refine, train-stage, refit-tables, bench, experiment.
+"""The `cdcodec` command line: encode, decode, info, truncate, train, train-refine, train-stage, train-joint, refit-tables, bench, experiment.
 
 Exit status: 0 on success, 1 for bad or corrupt input (one line on stderr; the
 traceback only with --traceback), 2 for usage errors. Statistics and progress
@@ -49,6 +49,7 @@ def handle_errors(command):
     lazy={"train": ("cdcodec.cli.train", "train"), "refit-tables": ("cdcodec.cli.train", "refit_tables"),
           "train-refine": ("cdcodec.cli.train", "train_refine"),
           "train-stage": ("cdcodec.cli.train", "train_stage"),
+          "train-joint": ("cdcodec.cli.train", "train_joint"),
           "retire-model": ("cdcodec.cli.train", "retire_model_command"), "bench": ("cdcodec.bench.command", "bench_command")},
     context_settings={"help_option_names": ["-h", "--help"]},
 )

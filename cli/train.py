@@ -1,5 +1,6 @@
 """`cdcodec train`: train a cascade stage by stage from a folder of photos;
 `cdcodec train-stage`: fine-tune one stage of a trained model (optionally lapped);
+`cdcodec train-joint`: fine-tune every stage of a trained model at once, a loss at each;
 `cdcodec refit-tables`: fit a trained model's symbol tables anew;
 `cdcodec retire-model`: take a superseded model out of trained/.
 
@@ -224,6 +225,55 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
     except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
         raise CliError(str(exc).splitlines()[0]) from None
     click.echo(f"wrote {out} (its tables are {model}'s: refit them with cdcodec refit-tables)", err=True)
+
+
+@click.command("train-joint")
+@click.argument("model")
+@_data_option
+@click.option("--model-id", required=True, help="Id of the new model.")
+@click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
+@click.option("--stage-weights", default=None, help="Weight of each stage's loss in the sum, comma-separated from stage 1 (default: 1 for every stage).")
+@click.option("--levels", type=click.Choice(["all", "trained"]), default="all", show_default=True, help="Train at every quality level in turn, or at the level the model was trained at only.")
+@click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branches and refine CNNs.")
+@click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transforms.")
+@_fine_tune_options
+def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, threads, seed, work_dir, out) -> None:
+    """Fine-tune every stage of trained MODEL at once, with a loss at every stage.
+
+    Each stage's loss is its rate plus λ times its distortion, as in
+    train-stage; the weighted sum trains all stages together, so an earlier
+    stage also learns from what its image costs the later ones (see
+    codec/training/joint_tune.py). All symbols change, so fit the result's
+    tables before use: cdcodec refit-tables OUT. Resumes from --work-dir.
+    """
+    from ..codec.pipeline import get_model
+    from ..codec.training.data import list_images
+    from ..codec.training.joint_tune import JointTuneSettings, renamed, tune_jointly
+
+    work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
+    try:
+        source = get_model(model).codec
+        weights = (1.0,) * source.num_stages if stage_weights is None else _parse_weights(stage_weights)
+        if len(weights) != source.num_stages:
+            raise ValueError(f"{source.config.model_id} has {source.num_stages} stages: --stage-weights needs {source.num_stages} numbers, not {len(weights)}")
+        settings = JointTuneSettings(steps=steps, stage_weights=weights, levels=levels, batch=batch, crop=crop, lr=lr, transform_lr=transform_lr,
+                                     seed=seed, metric=metric, ms_ssim_share=share)
+        list_images(data_dir)
+        codec = renamed(source, model_id)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+    try:
+        tune_jointly(codec, data_dir, work_dir, settings, device=device, out=out)
+    except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
+        raise CliError(str(exc).splitlines()[0]) from None
+    click.echo(f"wrote {out} (its tables are {model}'s: refit them with cdcodec refit-tables)", err=True)
+
+
+def _parse_weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--stage-weights takes numbers separated by commas, not {text!r}") from None
 
 
 def _parse_numbers(text: str, option: str) -> tuple[int, ...]:
