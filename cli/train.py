@@ -220,11 +220,7 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
         codec = with_overlap(source, stage, current if overlap is None else overlap, model_id)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    try:
-        tune_stage_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out)
-    except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
-        raise CliError(str(exc).splitlines()[0]) from None
-    click.echo(f"wrote {out} (its tables are {model}'s: refit them with cdcodec refit-tables)", err=True)
+    _fine_tune_then_say(lambda: tune_stage_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out), model, out)
 
 
 @click.command("train-joint")
@@ -262,8 +258,14 @@ def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, 
         codec = renamed(source, model_id)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
+    _fine_tune_then_say(lambda: tune_jointly(codec, data_dir, work_dir, settings, device=device, out=out), model, out)
+
+
+def _fine_tune_then_say(run, model: str, out: Path) -> None:
+    """Run a fine-tuning that keeps MODEL's tables (train-stage, train-joint), failing
+    with one line, and say where the result went and that its tables need refitting."""
     try:
-        tune_jointly(codec, data_dir, work_dir, settings, device=device, out=out)
+        run()
     except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
         raise CliError(str(exc).splitlines()[0]) from None
     click.echo(f"wrote {out} (its tables are {model}'s: refit them with cdcodec refit-tables)", err=True)

@@ -7,13 +7,17 @@ shipped weights and without ../shared.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
+from cdcodec.cli.main import cli
 from cdcodec.codec.model import CascadeCodec, CodecConfig, stage_prior, symbols_to_array
-from cdcodec.codec.pipeline import LoadedModel
+from cdcodec.codec.pipeline import LoadedModel, decode, encode
 from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.fitting import extract_blocks, fit_tables, pca_basis
 from cdcodec.codec.weights import load_codec, save_codec
@@ -80,3 +84,16 @@ def kodak_dir() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data/kodak is not available (evaluation data lives outside the repository)")
     return path
+
+
+def check_resumed_refit_round_trip(resume, work: Path, out: Path, folder: Path, tmp_path: Path) -> None:
+    """After a fine-tuning command ran 3 steps: `resume()` (the same command for 5 steps)
+    continues to step 5, and the result, its tables refit, decodes a lossless file exactly."""
+    result = resume()
+    assert result.exit_code == 0, result.output
+    assert json.loads((work / "log.json").read_text())["steps"] == 5
+    refit = tmp_path / "refit.safetensors"
+    result = CliRunner().invoke(cli, ["refit-tables", str(out), "--data", str(folder), "--crop", "16", "--table-crops", "4", "--out", str(refit)])
+    assert result.exit_code == 0, result.output
+    image = smooth_image(24, 32, seed=4)
+    assert np.array_equal(decode(encode(image, model=refit, lossless=True), model=refit), image)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from cdcodec.cli.main import cli
-from cdcodec.codec.pipeline import decode, encode
 from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.joint_tune import JointTuneSettings
 from cdcodec.codec.weights import codec_tensors, load_codec
-from conftest import build_tiny_model
-from imagegen import photo_folder, smooth_image
+from conftest import build_tiny_model, check_resumed_refit_round_trip
+from imagegen import photo_folder
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +41,7 @@ def test_train_joint_tunes_every_stage_keeps_the_tables_and_resumes(tmp_path, ti
     tables = {k: v for k, v in codec_tensors(source).items() if k.startswith("tables.")}
     assert all(torch.equal(codec_tensors(tuned)[k], v) for k, v in tables.items())  # the source's, to be refit
 
-    result = _run(tiny_weights, folder, work, out, "--steps", "5")  # continues from step 3
-    assert result.exit_code == 0, result.output
-    assert json.loads((work / "log.json").read_text())["steps"] == 5
-    refit = tmp_path / "refit.safetensors"
-    result = CliRunner().invoke(cli, ["refit-tables", str(out), "--data", str(folder), "--crop", "16", "--table-crops", "4", "--out", str(refit)])
-    assert result.exit_code == 0, result.output
-    image = smooth_image(24, 32, seed=4)
-    assert np.array_equal(decode(encode(image, model=refit, lossless=True), model=refit), image)
+    check_resumed_refit_round_trip(lambda: _run(tiny_weights, folder, work, out, "--steps", "5"), work, out, folder, tmp_path)
 
 
 def test_an_earlier_stage_learns_from_a_later_stage_loss_alone(tmp_path, tiny_weights):

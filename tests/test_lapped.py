@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -19,7 +18,7 @@ from cdcodec.codec.stage import StageConfig
 from cdcodec.codec.symbol_search import _sum_around_blocks
 from cdcodec.codec.training.stage_tune import StageTuneSettings, with_overlap
 from cdcodec.codec.weights import codec_tensors, load_codec
-from conftest import build_tiny_model
+from conftest import build_tiny_model, check_resumed_refit_round_trip
 from imagegen import photo_folder, smooth_image
 from reach import half_block_around, one_move_change, pixels_around
 
@@ -213,14 +212,7 @@ def test_train_stage_tunes_one_stage_and_resumes(tmp_path, lapped_weights):
     assert margins.abs().sum() > 0  # the new margins grew
     assert not torch.equal(before["stages.1.encoder.body.0.weight"], after["stages.1.encoder.body.0.weight"])
 
-    result = CliRunner().invoke(cli, [*args, "--steps", "5"])  # continues from step 3
-    assert result.exit_code == 0, result.output
-    assert json.loads((work / "log.json").read_text())["steps"] == 5
-    refit = tmp_path / "refit.safetensors"
-    result = CliRunner().invoke(cli, ["refit-tables", str(out), "--data", str(folder), "--crop", "16", "--table-crops", "4", "--out", str(refit)])
-    assert result.exit_code == 0, result.output
-    image = smooth_image(24, 32, seed=4)
-    assert np.array_equal(decode(encode(image, model=refit, lossless=True), model=refit), image)
+    check_resumed_refit_round_trip(lambda: CliRunner().invoke(cli, [*args, "--steps", "5"]), work, out, folder, tmp_path)
 
 
 def test_train_stage_refuses_bad_requests_before_any_work(tmp_path, lapped_weights):
