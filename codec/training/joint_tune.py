@@ -10,9 +10,11 @@ step times its distortion, as in `train-stage`), and the losses are summed,
 weighted per stage, with gradients flowing through each stage's image into
 the stages before it (the reconstruction rounds with a straight-through
 gradient, so every stage sees the image the decoder will build). Stage 1 then
-trades a little of its own rate–distortion for the later stages', by the
-weights given; a stage with weight 0 still trains, on the later stages' losses
-alone.
+trades some of its own rate–distortion for the later stages', as much as the
+weights let it: with equal weights the later stages' larger λ dominate, and the
+first trial came out worse than stage-by-stage training
+(results/codec-study/joint-tune.md). A stage with weight 0 still trains, on
+the later stages' losses alone.
 
 Steps cycle through the quality levels as `train-stage` does. All stages'
 symbols change, so the tables must be fitted anew afterwards: `cdcodec
