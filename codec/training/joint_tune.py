@@ -11,10 +11,11 @@ weighted per stage, with gradients flowing through each stage's image into
 the stages before it (the reconstruction rounds with a straight-through
 gradient, so every stage sees the image the decoder will build). Stage 1 then
 trades some of its own rate–distortion for the later stages', as much as the
-weights let it: with equal weights the later stages' larger λ dominate, and the
-first trial came out worse than stage-by-stage training
-(results/codec-study/joint-tune.md). A stage with weight 0 still trains, on
-the later stages' losses alone.
+weights let it. With equal weights the first trial came out worse than
+stage-by-stage training (results/codec-study/joint-tune.md), probably because
+the later stages' λ (6 and 39 times stage 1's in the shipped models) outweigh
+stage 1's own loss; that is a reading, not measured. A stage with weight 0
+still trains, on the later stages' losses alone.
 
 Steps cycle through the quality levels as `train-stage` does. All stages'
 symbols change, so the tables must be fitted anew afterwards: `cdcodec
@@ -32,7 +33,7 @@ import torch
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
 from .fine_tune import FineTuneRun, fine_tune
-from .train import check_distortion_settings, distortion, loss_distortion
+from .train import check_distortion_settings, distortion, loss_distortion, stage_param_groups
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,7 @@ def cascade_optimizer(codec: CascadeCodec, settings: JointTuneSettings) -> torch
     groups = []
     for stage in codec.stages:
         stage.requires_grad_(True)
-        groups += [
-            {"params": list(stage.transform.parameters()), "lr": settings.transform_lr},
-            {"params": list(stage.prior.parameters()), "lr": 1e-2},
-            {"params": list(stage.encoder.parameters()) + list(stage.refine.parameters()), "lr": settings.lr},
-        ]
+        groups += stage_param_groups(stage, settings)
     return torch.optim.Adam(groups)
 
 

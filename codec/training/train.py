@@ -191,14 +191,18 @@ def train_cascade(
 def stage_optimizer(codec: CascadeCodec, k: int, settings: TrainSettings) -> torch.optim.Optimizer:
     for i, stage in enumerate(codec.stages):
         stage.requires_grad_(i == k)
-    stage = codec.stages[k]
-    return torch.optim.Adam(
-        [
-            {"params": list(stage.transform.parameters()), "lr": settings.transform_lr},
-            {"params": list(stage.prior.parameters()), "lr": 1e-2},
-            {"params": list(stage.encoder.parameters()) + list(stage.refine.parameters()), "lr": settings.lr},
-        ]
-    )
+    return torch.optim.Adam(stage_param_groups(codec.stages[k], settings))
+
+
+def stage_param_groups(stage, settings) -> list[dict]:
+    """One stage's parameters in Adam groups at their learning rates: the block
+    transform at `settings.transform_lr`, the rate model at 1e-2, the encoder
+    branch and refine CNN at `settings.lr`."""
+    return [
+        {"params": list(stage.transform.parameters()), "lr": settings.transform_lr},
+        {"params": list(stage.prior.parameters()), "lr": 1e-2},
+        {"params": list(stage.encoder.parameters()) + list(stage.refine.parameters()), "lr": settings.lr},
+    ]
 
 
 @torch.no_grad()
