@@ -11,11 +11,12 @@ weighted per stage, with gradients flowing through each stage's image into
 the stages before it (the reconstruction rounds with a straight-through
 gradient, so every stage sees the image the decoder will build). Stage 1 then
 trades some of its own rate–distortion for the later stages', as much as the
-weights let it. With equal weights the first trial came out worse than
-stage-by-stage training (results/codec-study/joint-tune.md), probably because
-the later stages' λ (6 and 39 times stage 1's in the shipped models) outweigh
-stage 1's own loss; that is a reading, not measured. A stage with weight 0
-still trains, on the later stages' losses alone.
+weights let it. Two trials of 600 steps came out worse than the models they
+started from (results/codec-study/joint-tune.md): with equal weights and with
+1, 0.3, 0.1 stages 1 and 2 spent 9–44% more bits and their points climbed
+along the curve, not above it, since the later stages' losses (their λ is 6
+and 39 times stage 1's in the shipped models) make the earlier stages code for
+them. A stage with weight 0 still trains, on the later stages' losses alone.
 
 Steps cycle through the quality levels as `train-stage` does. All stages'
 symbols change, so the tables must be fitted anew afterwards: `cdcodec
