@@ -50,7 +50,7 @@ from cdcodec.codec.pipeline import TUNINGS, get_model
 from cdcodec.codec.weights import ModelNotFoundError, model_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results" / "bench"))
-from rereference import print_bd_table  # noqa: E402
+from rereference import cut_to_images, print_bd_table  # noqa: E402
 
 
 def main() -> None:
@@ -83,8 +83,7 @@ def main() -> None:
         if missing:
             raise SystemExit(f"no such images: {', '.join(sorted(missing))}")
         images = [image for image in images if image.name in args.pick]
-        doc = dict(doc, images=[e for e in doc["images"] if e["name"] in args.pick],
-                   measurements=[m for m in doc["measurements"] if m["image"] in args.pick])
+        doc = cut_to_images(doc, args.pick)
     if sorted(image.name for image in images) != sorted(entry["name"] for entry in doc["images"]):
         raise SystemExit("the results file was measured on other images")
     if any(codec["name"] == args.name for codec in doc["codecs"]):

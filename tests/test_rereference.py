@@ -62,3 +62,15 @@ def test_a_tally_without_per_image_rows_is_refused_with_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), str(_results(tmp_path)), "--reference", "a", "--tally"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "--tally" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_pick_keeps_the_named_images_only(tmp_path):
+    out = run(str(_results(tmp_path)), "--reference", "a", "--pick", "one")
+    row = next(line for line in out.splitlines() if line.startswith("| b |"))
+    assert float(row.split("|")[2]) == -20.0  # image one's factor alone, not the mean with image two
+
+
+def test_picking_an_image_the_file_lacks_is_refused_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), str(_results(tmp_path)), "--reference", "a", "--pick", "three"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "three" in result.stderr and "Traceback" not in result.stderr

@@ -24,6 +24,10 @@ of its own against the shipped one in the committed file (`cdc-msssim-7-trial.md
 
     python results/bench/rereference.py results/bench/cdc-msssim-7-kodak.json --reference cdcodec-msssim-4 \\
         --add results/bench/kodak.json cdcodec-msssim cdcodec-msssim-4 --bpp-window 0.25 1.5
+
+--pick NAME ... keeps those images only (and so, of --add's file, the same
+ones): a stopped run's finished images against the committed run's points for
+them (`results/codec-study/mix14-round.md`).
 """
 
 from __future__ import annotations
@@ -64,10 +68,13 @@ def main() -> None:
     parser.add_argument("--span", action="store_true", help="also each lossy codec's lowest and highest mean bpp")
     parser.add_argument("--add", nargs=3, action="append", default=[], metavar=("FILE", "CODEC", "NAME"),
                         help="also CODEC from another results file of the same images, named NAME here (repeatable)")
+    parser.add_argument("--pick", nargs="+", metavar="NAME", help="only these images")
     args = parser.parse_args()
     if args.tally and not args.per_image:
         parser.error("--tally counts the --per-image rows: give both")
     doc = json.loads(args.results.read_text())
+    if args.pick:
+        doc = cut_to_images(doc, args.pick)
     for path, codec, name in args.add:
         doc = with_codec_from(doc, json.loads(Path(path).read_text()), codec, name)
     method, where = _method_and_window(doc, args.bpp_window)
@@ -85,6 +92,15 @@ def main() -> None:
                 print("| below zero | " + " | ".join(_tally([per_image[im].get(name, {}).get(key) for im in images]) for name in bd) + " |")
     if args.span:
         print_spans(doc)
+
+
+def cut_to_images(doc: dict, names: list[str]) -> dict:
+    """`doc` with only the images `names` and their measurements (exits with a message if it lacks one)."""
+    missing = set(names) - {m["image"] for m in doc["measurements"]}
+    if missing:
+        raise SystemExit(f"no measurements of {', '.join(sorted(missing))} in the results file")
+    return dict(doc, images=[e for e in doc.get("images", []) if e["name"] in names],
+                measurements=[m for m in doc["measurements"] if m["image"] in names])
 
 
 def with_codec_from(doc: dict, other: dict, codec: str, name: str) -> dict:
