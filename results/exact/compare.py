@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 SMALLEST = "cdcodec {} (base 1, quality 0)"
+THREE_STAGES = "cdcodec {} (base 3)"
 PAIRS = [("lossless", "WebP lossless"), ("lossless", "JPEG XL lossless e5"), ("lossless", "JPEG XL lossless e7"),
          ("D=1", "JPEG-LS NEAR=1"), ("D=2", "JPEG-LS NEAR=2")]
 
@@ -36,8 +37,9 @@ def main() -> None:
         print(f"{ours} vs {baseline}: mean {means[ours] / means[baseline] - 1:+.2%}, smaller on {smaller} of "
               f"{len(per_image)}, from {low[1]:+.1%} ({low[0]}) to {high[1]:+.1%} ({high[0]})")
     for mode in ("lossless", "D=1", "D=2"):
-        per_image = [r for _, r in ratios(rows, f"cdcodec {mode} (base 3)", SMALLEST.format(mode))]
-        mean = means[f"cdcodec {mode} (base 3)"] / means[SMALLEST.format(mode)] - 1
+        three, one = THREE_STAGES.format(mode), SMALLEST.format(mode)
+        per_image = [r for _, r in ratios(rows, three, one)]
+        mean = means[three] / means[one] - 1
         print(f"three stages over one at quality 0, {mode}: mean {mean:+.1%}, "
               f"per image {min(per_image):+.1%} to {max(per_image):+.1%}")
 
