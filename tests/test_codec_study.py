@@ -92,6 +92,9 @@ def test_the_shipped_models_stage1_steps_follow_its_chain_through_both_kinds_of_
     from cdcodec.experiments.codec_study.cli import _shipped_stage1, stage1_steps
 
     assert stage1_steps([{"stage": 1, "steps": 1800}, {"stage": 2, "steps": 1600}]) == 1800
+    chain = [{"stage": 1, "steps": 1200}, {"stage": 2, "steps": 600}, {"stage": 1, "steps": 1800}, {"stage": 3, "steps": 600}]
+    assert stage1_steps(chain) == 3000
+    assert stage1_steps([{"stage": 2, "steps": 900}, {"stage": 3, "steps": 600}]) == 0
     assert stage1_steps({"steps": 1200, "train_seconds": 1.0}) == 1200
     steps, note = _shipped_stage1()
     assert steps > 0 and note.startswith("default model: ") and note.endswith("cdc-mse-1")

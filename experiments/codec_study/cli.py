@@ -59,10 +59,14 @@ def _shipped_stage1() -> tuple[int, str]:
 
 
 def stage1_steps(log: list | dict) -> int:
-    """Steps that trained stage 1, from a manifest's training log: `cdcodec train` logs
-    each stage in a list; `cdcodec train-refine` logs one run (a dict) whose every step
-    trained all refine CNNs, stage 1's among them."""
-    return int(log[0]["steps"] if isinstance(log, list) else log["steps"])
+    """Steps that trained stage 1, from a manifest's training log: `cdcodec train` and
+    chains of `cdcodec train-stage` log each stage run in a list, where stage 1 may be
+    trained more than once or not at all (`cdc-mix-13`'s chain: stages 1, 2, 1, 2, 3);
+    `cdcodec train-refine` logs one run (a dict) whose every step trained all refine
+    CNNs, stage 1's among them."""
+    if isinstance(log, dict):
+        return int(log["steps"])
+    return sum(int(entry["steps"]) for entry in log if entry["stage"] == 1)
 
 
 def _relabel(records: list[dict], name: str) -> list[dict]:
