@@ -191,7 +191,9 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
 @click.option("--stage", type=click.IntRange(min=1), required=True, help="The stage to fine-tune (1 = the first).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None, help="Widen the stage's transform kernels to reach this many pixels beyond the block (new margins start at zero).")
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
-@click.option("--levels", type=click.Choice(["all", "trained"]), default="all", show_default=True, help="Train at every quality level in turn, or at the level the model was trained at only.")
+@click.option("--levels", default="all", show_default=True,
+              help="Which quality levels the steps train at: 'all' in turn, 'trained' (the level the model was trained at) only, "
+                   "or one weight per level, e.g. 2,2,2,1,1 (levels 0-2 twice per cycle, 3-4 once).")
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branch and refine CNN.")
 @click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transform.")
 @_fine_tune_options
@@ -206,6 +208,7 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
     """
     from ..codec.pipeline import get_model
     from ..codec.training.data import list_images
+    from ..codec.training.fine_tune import level_schedule
     from ..codec.training.stage_tune import StageTuneSettings, tune_stage_at_all_qualities, with_overlap
 
     work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
@@ -218,6 +221,7 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
             raise ValueError(f"{source.config.model_id} has stages 1 to {source.num_stages}, not {stage}")
         current = source.config.stages[stage - 1].overlap
         codec = with_overlap(source, stage, current if overlap is None else overlap, model_id)
+        level_schedule(levels, len(codec.config.qualities), codec.config.nominal_quality)  # validates --levels
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     _fine_tune_then_say(lambda: tune_stage_at_all_qualities(codec, data_dir, work_dir, settings, device=device, out=out), model, out)
@@ -229,7 +233,9 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
 @click.option("--model-id", required=True, help="Id of the new model.")
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
 @click.option("--stage-weights", default=None, help="Weight of each stage's loss in the sum, comma-separated from stage 1 (default: 1 for every stage).")
-@click.option("--levels", type=click.Choice(["all", "trained"]), default="all", show_default=True, help="Train at every quality level in turn, or at the level the model was trained at only.")
+@click.option("--levels", default="all", show_default=True,
+              help="Which quality levels the steps train at: 'all' in turn, 'trained' (the level the model was trained at) only, "
+                   "or one weight per level, e.g. 2,2,2,1,1 (levels 0-2 twice per cycle, 3-4 once).")
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branches and refine CNNs.")
 @click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transforms.")
 @_fine_tune_options
@@ -244,6 +250,7 @@ def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, 
     """
     from ..codec.pipeline import get_model
     from ..codec.training.data import list_images
+    from ..codec.training.fine_tune import level_schedule
     from ..codec.training.joint_tune import JointTuneSettings, renamed, tune_jointly
 
     work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
@@ -256,6 +263,7 @@ def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, 
                                      seed=seed, metric=metric, ms_ssim_share=share)
         list_images(data_dir)
         codec = renamed(source, model_id)
+        level_schedule(levels, len(codec.config.qualities), codec.config.nominal_quality)  # validates --levels
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     _fine_tune_then_say(lambda: tune_jointly(codec, data_dir, work_dir, settings, device=device, out=out), model, out)

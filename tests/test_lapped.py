@@ -223,6 +223,9 @@ def test_train_stage_refuses_bad_requests_before_any_work(tmp_path, lapped_weigh
         (["--stage", "1", "--overlap", "7"], "overlaps them by 0 to 6 pixels"),
         (["--stage", "1", "--overlap", "1"], "can only grow"),
         (["--stage", "1", "--ms-ssim-share", "0.3"], "--ms-ssim-share needs --metric mixed"),
+        (["--stage", "1", "--levels", "2,1"], "has 3 quality levels: give 3 level weights, not 2"),
+        (["--stage", "1", "--levels", "0,0,0"], "one weight per quality level"),
+        (["--stage", "1", "--levels", "some"], "one weight per quality level"),
     ):
         result = CliRunner().invoke(cli, [*base, *extra])
         assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.output

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
@@ -14,6 +15,7 @@ from cdcodec.cli.main import cli
 from cdcodec.codec.pipeline import decode, encode
 from cdcodec.codec.presets import preset_config
 from cdcodec.codec.training.checkpoint import load_checkpoint
+from cdcodec.codec.training.fine_tune import level_schedule
 from cdcodec.codec.training.train import CHECKPOINT, TrainSettings, train_cascade
 from cdcodec.codec.model import CascadeCodec
 from cdcodec.codec.weights import load_codec
@@ -237,3 +239,19 @@ def test_refit_tables_keeps_the_network_and_its_pixels(tmp_path, tiny_weights):
     ):
         bad = CliRunner().invoke(cli, ["refit-tables", model, "--out", str(missing), *args, *extra])
         assert bad.exit_code == 1 and message in bad.stderr and not missing.exists(), bad.output
+
+
+def test_level_schedule_weights_levels_and_keeps_the_plain_cycle():
+    """'all' is the cycle every fine-tuning run before level weights used (runs resume
+    and reproduce); weights give each level its share of every cycle, interleaved."""
+    plain = level_schedule("all", 5, 2)
+    assert [plain(n) for n in range(12)] == [n % 5 for n in range(12)]
+    assert {level_schedule("trained", 5, 2)(n) for n in range(7)} == {2}
+    low = level_schedule("2,2,2,1,1", 5, 2)
+    assert [low(n) for n in range(10)] == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1]
+    counts = np.bincount([low(n) for n in range(800)], minlength=5)
+    assert counts.tolist() == [200, 200, 200, 100, 100]
+    assert {level_schedule("0,1,0", 3, 1)(n) for n in range(5)} == {1}  # a zero weight skips its level
+    for bad in ("1,1", "0,0,0", "1,-1,1", "a,b,c", ""):
+        with pytest.raises(ValueError):
+            level_schedule(bad, 3, 1)

@@ -45,6 +45,37 @@ class FineTuneRun:
     figure: str  # what `step`'s figures are, e.g. "bpp/PSNR"
 
 
+def check_levels(levels: str) -> None:
+    """Raise ValueError unless `levels` is "all", "trained" or a list of per-level weights
+    (comma-separated integers, at least one above zero); see `level_schedule`."""
+    if levels in ("all", "trained"):
+        return
+    try:
+        weights = [int(part) for part in levels.split(",")]
+    except ValueError:
+        weights = []
+    if not weights or min(weights) < 0 or max(weights) == 0:
+        raise ValueError(f"levels must be 'all', 'trained' or one weight per quality level (e.g. 2,2,2,1,1), not {levels!r}")
+
+
+def level_schedule(levels: str, count: int, nominal: int) -> Callable[[int], int]:
+    """The quality level of each step, for a model with `count` levels.
+
+    "all": every level in turn; "trained": the `nominal` level alone; a list of
+    weights such as "2,2,2,1,1": level k trains weights[k] times per cycle,
+    interleaved (0 1 2 3 4 0 1 2 ...), so that a run can spend more of its steps
+    where the codec trails (the low levels: results/bench/avif-gap-by-rate.md)
+    and still visit every level with a weight above zero regularly."""
+    check_levels(levels)
+    if levels == "trained":
+        return lambda number: nominal
+    weights = [1] * count if levels == "all" else [int(part) for part in levels.split(",")]
+    if len(weights) != count:
+        raise ValueError(f"the model has {count} quality levels: give {count} level weights, not {len(weights)}")
+    cycle = [level for turn in range(max(weights)) for level in range(count) if weights[level] > turn]
+    return lambda number: cycle[number % len(cycle)]
+
+
 def fine_tune(
     codec: CascadeCodec,
     run: FineTuneRun,
@@ -106,4 +137,4 @@ def fine_tune(
     return codec
 
 
-__all__ = ["FineTuneRun", "fine_tune"]
+__all__ = ["FineTuneRun", "check_levels", "fine_tune", "level_schedule"]

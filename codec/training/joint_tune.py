@@ -33,7 +33,7 @@ import torch
 
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
-from .fine_tune import FineTuneRun, fine_tune
+from .fine_tune import FineTuneRun, check_levels, fine_tune, level_schedule
 from .train import check_distortion_settings, distortion, loss_distortion, stage_param_groups
 
 
@@ -57,8 +57,7 @@ class JointTuneSettings:
             raise ValueError("need at least one training step")
         if not self.stage_weights or any(w < 0 or not math.isfinite(w) for w in self.stage_weights) or sum(self.stage_weights) <= 0:
             raise ValueError("stage weights must be finite, none negative, and not all zero")
-        if self.levels not in ("all", "trained"):
-            raise ValueError(f"levels must be 'all' or 'trained', not {self.levels!r}")
+        check_levels(self.levels)
         check_distortion_settings(self)
 
 
@@ -99,12 +98,10 @@ def tune_jointly(
         figures = joint_step(codec, x, level, optimizer, settings, use_amp)
         return ",".join(f"{-10 * math.log10(max(mse, 1e-10)):.2f}" for mse, _ in figures)
 
-    nominal = codec.config.nominal_quality
-    levels = len(codec.config.qualities)
     run = FineTuneRun(
         make_optimizer=lambda c: cascade_optimizer(c, settings),
         step=step,
-        level_at=(lambda number: number % levels) if settings.levels == "all" else (lambda number: nominal),
+        level_at=level_schedule(settings.levels, len(codec.config.qualities), codec.config.nominal_quality),
         desc="all stages",
         figure="PSNR of each stage",
     )

@@ -10,7 +10,8 @@ the source until trained. `tune_stage_at_all_qualities` then trains all of
 that stage (block transform, encoder branch, refine CNN, rate model), the other
 stages frozen, cycling through the quality levels as `train-refine` does (the
 shipped levels scale the step by 2^(k/2), and a stage that is used at five
-steps learns at all of them), or at the trained level alone. Each level's loss is the stage's estimated rate
+steps learns at all of them), at the trained level alone, or at weighted
+levels (`fine_tune.level_schedule`). Each level's loss is the stage's estimated rate
 plus λ of the step it ran at times its distortion; the training-time rate
 model's scales follow the step (`LaplacePrior.bits`).
 
@@ -29,7 +30,7 @@ import torch
 
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
-from .fine_tune import FineTuneRun, fine_tune
+from .fine_tune import FineTuneRun, check_levels, fine_tune, level_schedule
 from .train import check_distortion_settings, distortion, loss_distortion, stage_optimizer
 
 
@@ -48,7 +49,8 @@ class StageTuneSettings:
     metric: str = "mse"  # as in TrainSettings
     ms_ssim_share: float = 0.5
     # "all": each step at the next quality level in turn; "trained": every step at the
-    # level the model was trained at (factor 1), as the lapped probe fine-tuned.
+    # level the model was trained at (factor 1), as the lapped probe fine-tuned; or
+    # one weight per level, e.g. "2,2,2,1,1" (`fine_tune.level_schedule`).
     levels: str = "all"
 
     def __post_init__(self) -> None:
@@ -56,8 +58,7 @@ class StageTuneSettings:
             raise ValueError("need at least one training step")
         if self.stage < 1:
             raise ValueError("stages are numbered from 1")
-        if self.levels not in ("all", "trained"):
-            raise ValueError(f"levels must be 'all' or 'trained', not {self.levels!r}")
+        check_levels(self.levels)
         check_distortion_settings(self)
 
 
@@ -107,12 +108,10 @@ def tune_stage_at_all_qualities(
         mse, bpp = stage_step(codec, index, x, level, optimizer, settings, use_amp)
         return f"{bpp:.3f}/{-10 * math.log10(max(mse, 1e-10)):.2f}"
 
-    nominal = codec.config.nominal_quality
-    levels = len(codec.config.qualities)
     run = FineTuneRun(
         make_optimizer=lambda c: stage_optimizer(c, index, settings),  # only this stage trains
         step=step,
-        level_at=(lambda number: number % levels) if settings.levels == "all" else (lambda number: nominal),
+        level_at=level_schedule(settings.levels, len(codec.config.qualities), codec.config.nominal_quality),
         desc=f"stage {settings.stage}",
         figure="bpp/PSNR",
     )
