@@ -32,6 +32,11 @@ timeout 90 python3 scripts/gpu_session/check_exact_files.py gpu-carry/exact "$OU
 stamp "2. training throughput on $DEVICE"
 timeout 150 python3 scripts/train_throughput.py --device "$DEVICE" --steps 50 --warmup 10 --out "$OUT/throughput-$DEVICE.json" | grep -E "step_ms|steps_per_second"
 
+if ! ls gpu-carry/fashion-mnist/*.xz > /dev/null 2>&1; then
+    stamp "3. skipped: no Fashion-MNIST in gpu-carry (prepared with FASHION=0)"
+    stamp "done"
+    exit 0
+fi
 stamp "3. Fashion-MNIST, $EPOCHS epochs, in parts"
 mkdir -p /tmp/data/fashion-mnist /tmp/parts /tmp/cache
 for f in gpu-carry/fashion-mnist/*.xz; do xz -dc "$f" | gzip -1 > /tmp/data/fashion-mnist/$(basename "$f" .xz).gz; done
