@@ -48,14 +48,20 @@ class FineTuneRun:
 def check_levels(levels: str) -> None:
     """Raise ValueError unless `levels` is "all", "trained" or a list of per-level weights
     (comma-separated integers, at least one above zero); see `level_schedule`."""
+    _level_weights(levels)
+
+
+def _level_weights(levels: str) -> list[int] | None:
+    """The per-level weights `levels` lists, or None for "all" and "trained"; ValueError otherwise."""
     if levels in ("all", "trained"):
-        return
+        return None
     try:
         weights = [int(part) for part in levels.split(",")]
     except ValueError:
         weights = []
     if not weights or min(weights) < 0 or max(weights) == 0:
         raise ValueError(f"levels must be 'all', 'trained' or one weight per quality level (e.g. 2,2,2,1,1), not {levels!r}")
+    return weights
 
 
 def level_schedule(levels: str, count: int, nominal: int) -> Callable[[int], int]:
@@ -66,10 +72,11 @@ def level_schedule(levels: str, count: int, nominal: int) -> Callable[[int], int
     interleaved (0 1 2 3 4 0 1 2 ...), so that a run can spend more of its steps
     where the codec trails (the low levels: results/bench/avif-gap-by-rate.md)
     and still visit every level with a weight above zero regularly."""
-    check_levels(levels)
+    weights = _level_weights(levels)
     if levels == "trained":
         return lambda number: nominal
-    weights = [1] * count if levels == "all" else [int(part) for part in levels.split(",")]
+    if weights is None:
+        weights = [1] * count
     if len(weights) != count:
         raise ValueError(f"the model has {count} quality levels: give {count} level weights, not {len(weights)}")
     cycle = [level for turn in range(max(weights)) for level in range(count) if weights[level] > turn]

@@ -31,7 +31,7 @@ import torch
 
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
-from .fine_tune import FineTuneRun, fine_tune
+from .fine_tune import FineTuneRun, fine_tune, level_schedule
 from .train import check_distortion_settings, distortion, loss_distortion
 
 
@@ -151,8 +151,8 @@ def train_refine_at_all_qualities(
         mse = refine_step(codec, x, level, optimizer, settings, use_amp)
         return f"{-10 * math.log10(max(mse, 1e-10)):.2f}"
 
-    levels = len(codec.config.qualities)
-    run = FineTuneRun(make_optimizer, step, lambda number: number % levels, desc="refine CNNs", figure="last stage's PSNR")
+    every_level = level_schedule("all", len(codec.config.qualities), codec.config.nominal_quality)
+    run = FineTuneRun(make_optimizer, step, every_level, desc="refine CNNs", figure="last stage's PSNR")
     return fine_tune(codec, run, data_dir, work_dir, settings, device, out, progress)
 
 
