@@ -11,7 +11,9 @@ the image.
 
 A few smooth channels (`SymbolTables.predicted`) are coded instead in raster
 order as differences from a prediction out of their decoded neighbours, with
-tables of their own (`prediction.py`).
+tables of their own (`prediction.py`). Tables fitted with sign alignment
+(`SymbolTables.sign_aligned`) code each second-half symbol negated where its
+first-half neighbours lean negative (`contexts.sign_orientation`).
 
 Values outside a channel's table are coded as an escape symbol followed by the raw
 value (uniform over the 16-bit range), so any int16 latent round-trips exactly.
@@ -29,7 +31,17 @@ import constriction
 import numpy as np
 
 from . import ans
-from .contexts import CONTEXTS, PRIOR_LEVELS, activity_bucket, checker_halves, checker_levels, context_id, context_ids
+from .contexts import (
+    CONTEXTS,
+    PRIOR_LEVELS,
+    activity_bucket,
+    checker_halves,
+    checker_levels,
+    context_id,
+    context_ids,
+    sign_lean,
+    sign_orientation,
+)
 from .errors import CdcFormatError
 from .prediction import PREDICTION_CONTEXTS, predict_at, prediction_contexts
 
@@ -60,6 +72,10 @@ class SymbolTables:
     (`prediction.py`): their symbol minus the prediction is coded with
     ``residuals``, tables of PREDICTION_CONTEXTS contexts whose channel j
     serves ``predicted[j]``; their own rows here go unused.
+
+    With ``sign_aligned`` the context-coded channels' rows code their symbols
+    multiplied by `contexts.sign_orientation`, as the tables were fitted
+    (predicted channels are coded as they are).
     """
 
     offsets: np.ndarray  # int32 (R,)
@@ -68,6 +84,7 @@ class SymbolTables:
     contexts: int = 1
     predicted: tuple[int, ...] = ()
     residuals: SymbolTables | None = None
+    sign_aligned: bool = False
     #: constriction models of the rows used so far (see `_model`); not part of the tables' value.
     models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -81,6 +98,8 @@ class SymbolTables:
             raise ValueError("tables: pmfs has the wrong shape for sizes")
         if self.contexts not in (1, CONTEXTS, PREDICTION_CONTEXTS) or offsets.shape[0] % self.contexts:
             raise ValueError(f"tables: contexts must be 1, {CONTEXTS} or {PREDICTION_CONTEXTS} and divide the row count")
+        if self.sign_aligned and self.contexts != CONTEXTS:
+            raise ValueError("tables: sign alignment needs the checkerboard's context tables")
         self._check_predicted()
         if (sizes < 1).any():
             raise ValueError("tables: every row needs at least one symbol")
@@ -134,13 +153,14 @@ class SymbolTables:
         symbols = _check_symbols(symbols, self.channels)
         prior = _check_prior(prior, self.channels, symbols.shape[1])
         grid = _check_grid(grid, symbols.shape[1])
+        coded = _coded_values(self, symbols, grid)
         total = 0.0
-        for c, rows in _channel_rows(self, symbols, prior, grid):
+        for c, rows in _channel_rows(self, coded, prior, grid):
             if rows is None:
                 total += self._predicted_bits(c, symbols[c], prior[c], grid)
                 continue
             for r, positions in rows:
-                idx, escaped = _to_indices(symbols[c][positions], int(self.offsets[r]), int(self.sizes[r]))
+                idx, escaped = _to_indices(coded[c][positions], int(self.offsets[r]), int(self.sizes[r]))
                 total -= float(np.log2(self.probabilities(r)[idx]).sum())
                 total += 16.0 * int(escaped.sum())
         return total
@@ -169,24 +189,61 @@ def move_bits(
     neighbours' contexts is left out): an estimate that lets an encoder rank
     single-symbol moves by their rate (`codec.symbol_search`), which then accepts
     or rejects them on `ideal_bits`. Symbols of predicted channels cannot be
-    moved this way (their cost depends on their neighbours): +inf there.
+    moved this way (their cost depends on their neighbours): +inf there. With
+    sign-aligned tables a move that changes a first-half symbol's sign can
+    re-orient its second-half neighbours, and what that costs them is counted.
     """
     symbols = _check_symbols(symbols, tables.channels)
     prior = _check_prior(prior, tables.channels, symbols.shape[1])
-    ids = context_ids(symbols, prior, _check_grid(grid, symbols.shape[1])) if tables.contexts > 1 else 0
+    grid = _check_grid(grid, symbols.shape[1])
+    ids = context_ids(symbols, prior, grid) if tables.contexts > 1 else 0
+    orientation = sign_orientation(symbols, grid) if tables.sign_aligned else 1
     rows = np.arange(tables.channels)[:, None] * tables.contexts + ids
     cost = tables.bit_costs
     offsets, sizes = tables.offsets.astype(np.int64)[rows], tables.sizes.astype(np.int64)[rows]
 
     def bits(values: np.ndarray) -> np.ndarray:
-        idx = values - offsets
+        idx = values * orientation - offsets
         escaped = (idx < 0) | (idx >= sizes)
         return cost[rows, np.where(escaped, sizes, idx)] + 16.0 * escaped
 
     now = bits(symbols)
     change = np.stack([bits(symbols + delta) - now for delta in deltas])
+    if tables.sign_aligned:
+        change += _reorientation_bits(symbols, grid, bits(-symbols) - now, deltas)
     change[:, list(tables.predicted)] = np.inf
     return change
+
+
+def _reorientation_bits(symbols: np.ndarray, grid: tuple[int, int], flip_bits: np.ndarray, deltas: tuple[int, ...]) -> np.ndarray:
+    """(len(deltas), C, N): for each first-half symbol and move, the change of bits of its
+    4 second-half neighbours whose orientation the move's change of sign turns over
+    (`flip_bits`: what turning each symbol's orientation over costs it); 0 on the second half."""
+    channels = symbols.shape[0]
+    h, w = grid
+    shape = (channels, h, w)
+    lean = sign_lean(symbols, grid).reshape(shape)
+    flip_bits = flip_bits.reshape(shape)
+    first = np.zeros(h * w, dtype=bool)
+    first[checker_halves(grid)[0]] = True
+    sign = np.sign(symbols)
+    out = np.zeros((len(deltas), *shape))
+    for i, delta in enumerate(deltas):
+        turn = ((np.sign(symbols + delta) - sign) * first).reshape(shape)
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            lean_there, flip_there = _at_neighbour(lean, dy, dx), _at_neighbour(flip_bits, dy, dx)
+            out[i] += np.where((lean_there + turn < 0) != (lean_there < 0), flip_there, 0.0)
+    return out.reshape(len(deltas), channels, -1)
+
+
+def _at_neighbour(values: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """values[..., y + dy, x + dx] at every (y, x); 0 where that lies outside the grid."""
+    out = np.zeros_like(values)
+    h, w = values.shape[-2:]
+    out[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = values[
+        ..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)
+    ]
+    return out
 
 
 def tables_from_counts(
@@ -249,7 +306,8 @@ def encode_latent(
         raise ValueError("latent values must fit in int16")
     prior = _check_prior(prior, tables.channels, symbols.shape[1])
     grid = _check_grid(grid, symbols.shape[1])
-    groups = list(_channel_rows(tables, symbols, prior, grid))
+    coded = _coded_values(tables, symbols, grid)
+    groups = list(_channel_rows(tables, coded, prior, grid))
     coder = ans.new_encoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     # ANS is a stack: push the last thing the decoder reads first.
@@ -258,7 +316,7 @@ def encode_latent(
             _encode_predicted(coder, raw_model, tables, c, symbols[c], prior[c], grid)
             continue
         for r, positions in reversed(rows):
-            values = symbols[c][positions]
+            values = coded[c][positions]
             idx, escaped = _to_indices(values, int(tables.offsets[r]), int(tables.sizes[r]))
             if escaped.any():
                 coder.encode_reverse((values[escaped] - LATENT_MIN).astype(np.int32), raw_model)
@@ -292,11 +350,18 @@ def decode_latent(
                         raw = np.asarray(coder.decode(raw_model, int(escaped.sum())), dtype=np.int32)
                         values[escaped] = raw + LATENT_MIN
                     out[c, where] = values
+            if tables.sign_aligned:  # the second half was coded oriented by the first
+                out[c] *= sign_orientation(out[c : c + 1], walk.grid)[0].astype(np.int32)
             walk.done(out[c])
     except Exception as exc:
         raise CdcFormatError(f"{PAYLOAD} is corrupt ({exc})") from None
     ans.check_exhausted(coder, PAYLOAD)
     return out
+
+
+def _coded_values(tables: SymbolTables, symbols: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The values the context tables code: the symbols, oriented where the tables are sign-aligned."""
+    return symbols * sign_orientation(symbols, grid) if tables.sign_aligned else symbols
 
 
 def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray, grid: tuple[int, int]):

@@ -50,7 +50,10 @@ def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tens
     else once per row (layout 0). Frequencies fit in 16 bits because each row
     sums to TABLE_TOTAL (2**16) over at least two entries that are each >= 1.
     Predicted channels (`bitstream.prediction`) add their indices and their
-    residual tables under `{prefix}.predicted` and `{prefix}.residual`.
+    residual tables under `{prefix}.predicted` and `{prefix}.residual`. The
+    layout is (contexts, per-channel ranges), and a third entry 1 for tables
+    fitted with sign alignment (`SymbolTables.sign_aligned`), which a build
+    that predates it refuses instead of decoding wrongly.
     """
     extra = {}
     if tables.predicted:
@@ -62,11 +65,12 @@ def tables_to_tensors(tables: SymbolTables, prefix: str) -> dict[str, torch.Tens
     freqs = np.concatenate(used)
     if freqs.max() > np.iinfo(np.uint16).max:
         raise ValueError("tables: a frequency does not fit in 16 bits")
+    layout = [tables.contexts, int(per_channel)] + ([1] if tables.sign_aligned else [])
     return {
         f"{prefix}.offsets": torch.from_numpy(tables.offsets[::step].astype(np.int32)),
         f"{prefix}.sizes": torch.from_numpy(tables.sizes[::step].astype(np.int32)),
         f"{prefix}.freqs": torch.from_numpy(freqs.astype(np.uint16)),
-        f"{prefix}.layout": torch.tensor([tables.contexts, int(per_channel)], dtype=torch.int32),
+        f"{prefix}.layout": torch.tensor(layout, dtype=torch.int32),
         **extra,
     }
 
@@ -84,9 +88,9 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
     if f"{prefix}.layout" not in tensors:
         raise StaleTablesError("weights file stores its symbol tables in an older layout (refit them: cdcodec refit-tables)")
     layout = tensors[f"{prefix}.layout"].tolist()
-    if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
+    if len(layout) not in (2, 3) or layout[0] < 1 or layout[1] not in (0, 1) or layout[2:] not in ([], [1]):
         raise ModelNotFoundError("weights file has inconsistent symbol tables")
-    contexts, per_channel = layout
+    contexts, per_channel = layout[:2]
     repeat = contexts if per_channel else 1
     offsets = np.repeat(tensors[f"{prefix}.offsets"].numpy().astype(np.int64), repeat)
     sizes = np.repeat(tensors[f"{prefix}.sizes"].numpy().astype(np.int64), repeat)
@@ -105,7 +109,7 @@ def tables_from_tensors(tensors: dict[str, torch.Tensor], prefix: str) -> Symbol
     try:
         return SymbolTables(
             offsets=offsets.astype(np.int32), sizes=sizes.astype(np.int32), pmfs=pmfs, contexts=contexts,
-            predicted=predicted, residuals=residuals,
+            predicted=predicted, residuals=residuals, sign_aligned=len(layout) == 3,
         )
     except ValueError as exc:
         raise ModelNotFoundError(f"weights file has unusable symbol tables ({exc}; refit them: cdcodec refit-tables)") from None

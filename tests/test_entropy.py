@@ -177,3 +177,110 @@ def test_move_bits_prices_a_move_into_the_escape():
     moved = symbols.copy()
     moved[0, 0] = 3
     assert up[0, 0] == pytest.approx(tables.ideal_bits(moved) - tables.ideal_bits(symbols))
+
+
+def aligned(tables: SymbolTables) -> SymbolTables:
+    return SymbolTables(tables.offsets, tables.sizes, tables.pmfs, tables.contexts, sign_aligned=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)), elements=st.integers(-3, 3)))
+def test_sign_orientation_flips_only_second_half_symbols_whose_neighbours_lean_negative(latent):
+    from cdcodec.bitstream.contexts import checker_halves, sign_orientation
+
+    c, h, w = latent.shape
+    symbols = latent.reshape(c, -1)
+    orientation = sign_orientation(symbols, (h, w))
+    padded = np.pad(np.sign(latent), ((0, 0), (1, 1), (1, 1)))
+    lean = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]).reshape(c, -1)
+    first, second = checker_halves((h, w))
+    assert (orientation[:, first] == 1).all()
+    assert np.array_equal(orientation[:, second], np.where(lean[:, second] < 0, -1, 1))  # second-half neighbours are all first-half
+    # The coder's values give back the same orientation, so the decoder can undo it.
+    assert np.array_equal(sign_orientation(symbols * orientation, (h, w)), orientation)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 7), st.integers(0, 7), st.integers(0, 2**32 - 1))
+def test_sign_aligned_tables_round_trip_and_code_the_oriented_values(channels, height, width, seed):
+    from cdcodec.bitstream.contexts import PRIOR_LEVELS, sign_orientation
+
+    rng = np.random.default_rng(seed)
+    positions, grid = height * width, (height, width)
+    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
+    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    plain, tables = context_tables(channels), aligned(context_tables(channels))
+    payload = encode_latent(symbols, tables, prior, grid)
+    assert np.array_equal(decode_latent(payload, tables, positions, prior, grid), symbols)
+    oriented = (symbols * sign_orientation(symbols, grid)).astype(np.int32)
+    assert tables.ideal_bits(symbols, prior, grid) == pytest.approx(plain.ideal_bits(oriented, prior, grid))
+    assert payload == encode_latent(oriented, plain, prior, grid)
+
+
+def test_sign_alignment_needs_context_tables():
+    with pytest.raises(ValueError, match="sign alignment"):
+        aligned(laplace_tables(2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 6), st.integers(2, 6), st.sampled_from([-1, 1]), st.integers(0, 2**32 - 1))
+def test_move_bits_keeps_its_exact_change_under_sign_alignment(channels, height, width, delta, seed):
+    """As for plain tables: moving a second-half symbol of the last channel changes no
+    other symbol's context or orientation, so the estimate is exact."""
+    from cdcodec.bitstream.contexts import PRIOR_LEVELS, checker_halves
+    from cdcodec.bitstream.entropy import move_bits
+
+    rng = np.random.default_rng(seed)
+    positions, grid = height * width, (height, width)
+    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
+    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    tables = aligned(context_tables(channels))
+    change = move_bits(tables, symbols, prior, grid, (delta,))[0]
+    before = tables.ideal_bits(symbols, prior, grid)
+    for position in checker_halves(grid)[1]:
+        moved = symbols.copy()
+        moved[-1, position] += delta
+        assert change[-1, position] == pytest.approx(tables.ideal_bits(moved, prior, grid) - before)
+
+
+def test_fitting_with_sign_alignment_codes_sign_correlated_latents_in_fewer_bits():
+    """Blocks of a smooth region share their coefficients' signs; only aligned tables can use that."""
+    from cdcodec.codec.training.fitting import fit_tables
+
+    rng = np.random.default_rng(0)
+    batches, grids = [], []
+    for _ in range(30):
+        region_sign = np.where(rng.random((2, 1, 1)) < 0.5, -1, 1)  # one sign per channel and image
+        sizes = np.where(rng.random((2, 12, 12)) < 0.5, 0, rng.integers(1, 4, (2, 12, 12)))
+        signs = np.where(rng.random((2, 12, 12)) < 0.95, region_sign, -region_sign)
+        batches.append((sizes * signs).reshape(2, -1).astype(np.int32))
+        grids.append((12, 12))
+    plain, tables = fit_tables(batches[:20], None, grids[:20]), fit_tables(batches[:20], None, grids[:20], sign_aligned=True)
+    assert tables.sign_aligned and not plain.sign_aligned
+    test = [(b, np.zeros_like(b, dtype=np.int64), g) for b, g in zip(batches[20:], grids[20:])]
+    assert sum(tables.ideal_bits(*t) for t in test) < 0.96 * sum(plain.ideal_bits(*t) for t in test)
+    for symbols, prior, grid in test:
+        assert np.array_equal(decode_latent(encode_latent(symbols, tables, prior, grid), tables, symbols.shape[1], prior, grid), symbols)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(2, 6), st.integers(2, 6), st.sampled_from([-1, 1]), st.integers(0, 2**32 - 1))
+def test_move_bits_counts_the_neighbours_a_move_reorients(channels, height, width, delta, seed):
+    """With tables whose rows ignore the context but not the sign, a move of the last
+    channel changes no other symbol's bits except by turning its neighbours' orientation
+    over, so the estimate must be exact for the first half too."""
+    from cdcodec.bitstream.contexts import CONTEXTS, PRIOR_LEVELS
+    from cdcodec.bitstream.entropy import move_bits
+
+    rng = np.random.default_rng(seed)
+    positions, grid = height * width, (height, width)
+    symbols = np.where(rng.random((channels, positions)) < 0.4, 0, rng.integers(-3, 4, (channels, positions))).astype(np.int32)
+    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    skewed = np.repeat(rng.integers(1, 60, size=(channels, 9)).astype(float), CONTEXTS, axis=0)  # same row in every context
+    tables = aligned(tables_from_counts(skewed, np.full(channels * CONTEXTS, -4), contexts=CONTEXTS))
+    change = move_bits(tables, symbols, prior, grid, (delta,))[0]
+    before = tables.ideal_bits(symbols, prior, grid)
+    for position in range(positions):
+        moved = symbols.copy()
+        moved[-1, position] += delta
+        assert change[-1, position] == pytest.approx(tables.ideal_bits(moved, prior, grid) - before)

@@ -241,6 +241,19 @@ def test_refit_tables_keeps_the_network_and_its_pixels(tmp_path, tiny_weights):
         assert bad.exit_code == 1 and message in bad.stderr and not missing.exists(), bad.output
 
 
+def test_refit_tables_with_sign_alignment_decodes_the_same_pixels(tmp_path, tiny_weights):
+    out = tmp_path / "aligned.safetensors"
+    args = ["--data", str(photo_folder(tmp_path)), "--crop", "16", "--table-crops", "8", "--align-signs"]
+    result = CliRunner().invoke(cli, ["refit-tables", str(tiny_weights), "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    new = load_codec(out)[0]
+    assert all(t.sign_aligned for per_quality in new.tables for t in per_quality.values())
+    image = smooth_image(24, 24, seed=4)
+    aligned = encode(image, model=out, search_rounds=0)
+    assert np.array_equal(decode(aligned, model=out), decode(encode(image, model=tiny_weights, search_rounds=0), model=tiny_weights))
+    assert decode(encode(image, model=out), model=out).shape == image.shape  # the search runs on oriented prices
+
+
 def test_level_schedule_weights_levels_and_keeps_the_plain_cycle():
     """'all' is the cycle every fine-tuning run before level weights used (runs resume
     and reproduce); weights give each level its share of every cycle, interleaved."""

@@ -40,6 +40,18 @@ def test_tables_round_trip(per_row_ranges):
     assert same(tables_from_tensors(tensors, "t"), original)
 
 
+def test_sign_alignment_survives_the_file_and_a_layout_it_does_not_know_is_refused():
+    plain = tables(False)
+    tensors = tables_to_tensors(SymbolTables(plain.offsets, plain.sizes, plain.pmfs, CONTEXTS, sign_aligned=True), "t")
+    assert tensors["t.layout"].tolist() == [CONTEXTS, 1, 1]
+    back = tables_from_tensors(tensors, "t")
+    assert back.sign_aligned and same(back, plain)
+    assert not tables_from_tensors(tables_to_tensors(plain, "t"), "t").sign_aligned
+    for layout in ([CONTEXTS, 1, 2], [CONTEXTS, 1, 1, 1]):
+        with pytest.raises(ModelNotFoundError, match="inconsistent"):
+            tables_from_tensors(dict(tensors, **{"t.layout": torch.tensor(layout)}), "t")
+
+
 def test_tables_from_an_older_or_damaged_file_are_refused_with_the_fix():
     tensors = tables_to_tensors(tables(False), "t")
     old = {k: v for k, v in tensors.items() if k != "t.layout"}

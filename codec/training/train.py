@@ -304,7 +304,7 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
 
 
 @torch.no_grad()
-def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = None):
+def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = None, sign_aligned: bool = False):
     """Tables for stage k at one quality level, from the symbols it produces on training crops."""
     codec.eval()
     symbol_batches, prior_batches, grids = [], [], []
@@ -317,30 +317,33 @@ def _fit_stage_tables(codec, k, sampler, settings, dev, quality: int | None = No
             prev_i = None if previous is None else previous[i : i + 1]
             prior_batches.append(stage_prior(prev_i, tuple(q.shape[-2:]), q.shape[1]))
             grids.append(tuple(q.shape[-2:]))
-    return fit_tables(symbol_batches, prior_batches, grids)
+    return fit_tables(symbol_batches, prior_batches, grids, sign_aligned)
 
 
-def fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettings, dev, progress: bool = True) -> None:
-    """Fit the tables every (stage, quality level) still lacks."""
+def fill_tables(codec: CascadeCodec, sampler: CropSampler, settings: TrainSettings, dev, progress: bool = True, sign_aligned: bool = False) -> None:
+    """Fit the tables every (stage, quality level) still lacks (`fit_tables` says what `sign_aligned` does)."""
     for quality in range(len(codec.config.qualities)):
         for k in range(codec.num_stages):
             if quality not in codec.tables[k]:
-                codec.tables[k][quality] = _fit_stage_tables(codec, k, sampler, settings, dev, quality)
+                codec.tables[k][quality] = _fit_stage_tables(codec, k, sampler, settings, dev, quality, sign_aligned)
                 _say(f"stage {k + 1}, quality level {quality}: tables fitted", progress)
 
 
-def refit_tables(codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True) -> CascadeCodec:
+def refit_tables(
+    codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True, sign_aligned: bool = False
+) -> CascadeCodec:
     """Fit every (stage, quality level) table of a trained codec anew, keeping its network.
 
     For when the way symbols are coded changes (the coding contexts) but the
     networks that make them do not: the model's images stay bit-identical,
-    only its file sizes change. Deterministic for a given seed, data and device.
+    only its file sizes change (`sign_aligned`: tables for the sign-aligned
+    coder, `fit_tables`). Deterministic for a given seed, data and device.
     """
     dev = torch.device(device)
     codec.to(dev).eval()
     codec.tables = [{} for _ in range(codec.num_stages)]
     sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed, progress=progress)
-    fill_tables(codec, sampler, settings, dev, progress)
+    fill_tables(codec, sampler, settings, dev, progress, sign_aligned)
     return codec.cpu()
 
 
