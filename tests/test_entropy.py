@@ -80,15 +80,21 @@ def context_tables(channels: int) -> SymbolTables:
     return tables_from_counts(counts, np.full(channels * CONTEXTS, -4), contexts=CONTEXTS)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 5), st.integers(0, 7), st.integers(0, 7), st.integers(0, 2**32 - 1))
-def test_round_trip_with_contexts_and_priors(channels, height, width, seed):
+def random_latent(channels: int, height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(symbols, prior levels, grid): half the symbols 0, the rest in -6..6, and random prior levels."""
     from cdcodec.bitstream.contexts import PRIOR_LEVELS
 
     rng = np.random.default_rng(seed)
-    positions, grid = height * width, (height, width)
+    positions = height * width
     symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
-    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    return symbols, rng.integers(0, PRIOR_LEVELS, size=(channels, positions)), (height, width)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(0, 7), st.integers(0, 7), st.integers(0, 2**32 - 1))
+def test_round_trip_with_contexts_and_priors(channels, height, width, seed):
+    symbols, prior, grid = random_latent(channels, height, width, seed)
+    positions = height * width
     tables = context_tables(channels)
     payload = encode_latent(symbols, tables, prior, grid)
     assert np.array_equal(decode_latent(payload, tables, positions, prior, grid), symbols)
@@ -143,19 +149,18 @@ def test_neighbour_sum_is_the_padded_four_neighbour_sum(values, replicate_edge):
     assert np.array_equal(neighbour_sum(values, replicate_edge), expected)
 
 
-@settings(max_examples=40, deadline=None)
+@pytest.mark.parametrize("sign_aligned", [False, True])
+@settings(max_examples=30, deadline=None)
 @given(st.integers(1, 4), st.integers(2, 6), st.integers(2, 6), st.sampled_from([-1, 1]), st.integers(0, 2**32 - 1))
-def test_move_bits_is_the_exact_change_where_a_move_touches_no_context(channels, height, width, delta, seed):
+def test_move_bits_is_the_exact_change_where_a_move_touches_no_context(sign_aligned, channels, height, width, delta, seed):
     """A second-checkerboard-half symbol of the last channel sets no other symbol's
-    context, so its estimated change of bits must be the true one."""
-    from cdcodec.bitstream.contexts import PRIOR_LEVELS, checker_halves
+    context (nor, with sign-aligned tables, orientation), so its estimated change of
+    bits must be the true one."""
+    from cdcodec.bitstream.contexts import checker_halves
     from cdcodec.bitstream.entropy import move_bits
 
-    rng = np.random.default_rng(seed)
-    positions, grid = height * width, (height, width)
-    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
-    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
-    tables = context_tables(channels)
+    symbols, prior, grid = random_latent(channels, height, width, seed)
+    tables = aligned(context_tables(channels)) if sign_aligned else context_tables(channels)
     change = move_bits(tables, symbols, prior, grid, (delta,))[0]
     assert change.shape == symbols.shape
     before = tables.ideal_bits(symbols, prior, grid)
@@ -203,12 +208,10 @@ def test_sign_orientation_flips_only_second_half_symbols_whose_neighbours_lean_n
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 5), st.integers(0, 7), st.integers(0, 7), st.integers(0, 2**32 - 1))
 def test_sign_aligned_tables_round_trip_and_code_the_oriented_values(channels, height, width, seed):
-    from cdcodec.bitstream.contexts import PRIOR_LEVELS, sign_orientation
+    from cdcodec.bitstream.contexts import sign_orientation
 
-    rng = np.random.default_rng(seed)
-    positions, grid = height * width, (height, width)
-    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
-    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    symbols, prior, grid = random_latent(channels, height, width, seed)
+    positions = height * width
     plain, tables = context_tables(channels), aligned(context_tables(channels))
     payload = encode_latent(symbols, tables, prior, grid)
     assert np.array_equal(decode_latent(payload, tables, positions, prior, grid), symbols)
@@ -220,27 +223,6 @@ def test_sign_aligned_tables_round_trip_and_code_the_oriented_values(channels, h
 def test_sign_alignment_needs_context_tables():
     with pytest.raises(ValueError, match="sign alignment"):
         aligned(laplace_tables(2))
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.integers(1, 4), st.integers(2, 6), st.integers(2, 6), st.sampled_from([-1, 1]), st.integers(0, 2**32 - 1))
-def test_move_bits_keeps_its_exact_change_under_sign_alignment(channels, height, width, delta, seed):
-    """As for plain tables: moving a second-half symbol of the last channel changes no
-    other symbol's context or orientation, so the estimate is exact."""
-    from cdcodec.bitstream.contexts import PRIOR_LEVELS, checker_halves
-    from cdcodec.bitstream.entropy import move_bits
-
-    rng = np.random.default_rng(seed)
-    positions, grid = height * width, (height, width)
-    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
-    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
-    tables = aligned(context_tables(channels))
-    change = move_bits(tables, symbols, prior, grid, (delta,))[0]
-    before = tables.ideal_bits(symbols, prior, grid)
-    for position in checker_halves(grid)[1]:
-        moved = symbols.copy()
-        moved[-1, position] += delta
-        assert change[-1, position] == pytest.approx(tables.ideal_bits(moved, prior, grid) - before)
 
 
 def test_fitting_with_sign_alignment_codes_sign_correlated_latents_in_fewer_bits():
