@@ -37,8 +37,8 @@ those first-half neighbours: a second-half symbol is coded negated where they
 lean negative, so that its table, fitted on symbols oriented the same way, can
 make the sign that agrees with the neighbours cheaper. The contexts above see
 magnitudes only, and in a smooth region the low-frequency coefficients of
-neighbouring blocks share their sign: the sign of a nonzero symbol, about a
-fifth of a stage's bits, then costs less than one bit.
+neighbouring blocks share their sign: the signs of nonzero symbols, about a
+fifth of a stage's bits at low rates, then cost less than one bit each.
 """
 
 from __future__ import annotations
