@@ -6,7 +6,6 @@ skipped-codec notes and file paths go to stderr, so ``cdcodec bench > table.md``
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import click
 
 from .bdrate import METHODS
 from .images import bundled_images, folder_images
+from .jsonfile import read_json, write_json
 from .plots import write_plots
 from .registry import ALL_SOURCES, DEFAULT_SOURCES, by_name
 from .report import format_summary, summarise
@@ -43,13 +43,13 @@ def _select(spec: str | None) -> list:
 @click.option("--reference", default=DEFAULT_REFERENCE, show_default=True,
               help="Codec the BD-rates are measured against.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("bench-results.json"), show_default=True, help="JSON file with every measurement.")
+              default=Path("bench-results.json"), show_default=True, help="JSON file with every measurement (gzip-compressed if the name ends in .gz).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench-rd.png"), show_default=True,
               help="Plot name; writes NAME-psnr.png, NAME-ssim.png and NAME-msssim.png.")
 @click.option("--max-images", type=click.IntRange(min=1), help="Use only the first N images.")
 @click.option("--reuse", "reuse_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Earlier results JSON (repeatable; a later file wins where two hold the same image and "
+              help="Earlier results JSON, plain or .gz (repeatable; a later file wins where two hold the same image and "
                    "codec): take over its measurements where codec settings, "
                    "images and library versions match; cdcodec's where its code, weights and numeric libraries "
                    "are byte-identical too (a stopped run resumes with --reuse OUT).")
@@ -75,7 +75,11 @@ def bench_command(images_dir, codec_spec, reference, out_path, plot_path, max_im
 
     reused: dict = {}
     for reuse_path in reuse_paths:
-        taken = reusable(json.loads(reuse_path.read_text()), images, sources)
+        try:
+            earlier = read_json(reuse_path)
+        except (OSError, EOFError, ValueError) as error:  # not gzip, cut short, not JSON
+            raise click.ClickException(f"cannot read {reuse_path}: {error}") from None
+        taken = reusable(earlier, images, sources)
         click.echo(f"reusing {len(taken)} (image, codec) measurements from {reuse_path}", err=True)
         reused.update(taken)
 
@@ -114,11 +118,3 @@ def _plain(value):
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
     return str(value) if isinstance(value, Path) else value
-
-
-def write_json(path: Path, document: dict) -> None:
-    """Write strict JSON (no NaN or infinity) atomically, so a checkpoint is never half written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
-    temporary.replace(path)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import json
 
 import click
 import numpy as np
@@ -41,6 +40,7 @@ from skimage import data as skdata
 
 from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate, bd_rate_in_window
+from cdcodec.bench.jsonfile import read_json
 from cdcodec.codec.pipeline import decode, encode, quality_levels
 
 # RGB -> (Y, Cb, Cr) without offsets; its inverse maps back.
@@ -90,7 +90,7 @@ def saving(plain: list[dict], filtered: list[dict], key: str) -> float | None:
 def webp_points(bench_files: tuple[Path, ...], image: str) -> list[dict]:
     """WebP's measurements of `image` in the first bench JSON that has them."""
     for path in bench_files:
-        points = [m for m in json.loads(path.read_text())["measurements"] if m["image"] == image and m["codec"] == "webp"]
+        points = [m for m in read_json(path)["measurements"] if m["image"] == image and m["codec"] == "webp"]
         if points:
             return points
     return []

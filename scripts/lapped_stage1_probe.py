@@ -45,6 +45,7 @@ from PIL import Image
 
 from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate
+from cdcodec.bench.jsonfile import read_json
 from cdcodec.bench.metrics import to_db
 from cdcodec.bitstream import truncate
 from cdcodec.codec import stage as stage_module
@@ -85,7 +86,7 @@ def measure_arm(model, work: Path, images: list[Path] | None = None, stages: int
 def points_from_results(results: Path, codec: str, out: Path) -> None:
     """A bench results file's points of `codec` ("qL stages=K" settings) in measure_arm's cascade format."""
     records = []
-    for m in json.loads(results.read_text())["measurements"]:
+    for m in read_json(results)["measurements"]:
         if m["codec"] == codec:
             level, stages = (int(part.split("=")[-1].lstrip("q")) for part in m["setting"].split())
             records.append({"image": m["image"], "level": level, "stages": stages, **{k: m[k] for k in ("bpp", "psnr", "ms_ssim")}})

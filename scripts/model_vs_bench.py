@@ -31,7 +31,6 @@ bench`'s default set, `results/bench/skimage.json`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -44,6 +43,7 @@ import torch
 from cdcodec.bench.cdcodec_source import cdcodec_points, warm_up
 from cdcodec.bench.codecs import LOSSY
 from cdcodec.bench.images import bundled_images, folder_images
+from cdcodec.bench.jsonfile import read_json, write_json
 from cdcodec.bench.metrics import measure
 from cdcodec.codec.allocator import keep_freed_memory
 from cdcodec.codec.pipeline import TUNINGS, get_model
@@ -76,7 +76,7 @@ def main() -> None:
     options = {"tune": args.tune, **search_share(args)}
     if args.effort is not None:
         options["search_rounds"] = args.effort
-    doc = json.loads(args.results.read_text())
+    doc = read_json(args.results)
     images = folder_images(args.images) if args.images else bundled_images()
     if args.pick:
         missing = set(args.pick) - {image.name for image in images}
@@ -97,7 +97,7 @@ def main() -> None:
     doc.setdefault("candidates", {})[args.name] = {"model": args.model, "tune": args.tune, "effort": args.effort,
                                                    "search_ms_ssim_share": args.search_ms_ssim_share, "command": " ".join(sys.argv)}
     if args.out:
-        args.out.write_text(json.dumps(doc, indent=1))
+        write_json(args.out, doc)
     print_bd_table(doc, args.reference, tuple(args.bpp_window) if args.bpp_window else None)
 
 

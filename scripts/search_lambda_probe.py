@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cdcodec.bench.jsonfile import read_json
 from cdcodec.codec import symbol_search
 from cdcodec.codec.pipeline import TUNINGS, encode, get_model
 
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BASE", "OTHER"), help="print two runs' points and BD-rates")
     args = parser.parse_args()
     if args.compare:
-        runs = [json.loads(path.read_text()) for path in args.compare]
+        runs = [read_json(path) for path in args.compare]
         for path, run in zip(args.compare, runs):
             print(f"{path.name}: factor {run['factor']}, tune {run['tune']}, model {run['model']}, {run['seconds per encode']:.1f} s per encode")
         arms = [{tuple(int(v) for v in key.split()): points for key, points in run["points"].items()} for run in runs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
 import math
@@ -25,6 +26,7 @@ from cdcodec.bench.codecs import BASELINES, LOSSLESS, LOSSY, NEAR_LOSSLESS, base
 from cdcodec.bench.command import bench_command
 from cdcodec.bench.curves import average_curve, quality_at_rate
 from cdcodec.bench.images import bundled_images
+from cdcodec.bench.jsonfile import read_json, write_json
 from cdcodec.bitstream import Header, StageInfo, StageKind, pack, truncate, unpack
 
 
@@ -426,6 +428,30 @@ def test_reuse_takes_over_matching_measurements_without_encoding(tmp_path, image
     second = json.loads(out.read_text())
     assert second["errors"] == []
     assert second["measurements"] == first["measurements"]
+
+
+def test_reuse_reads_a_compressed_results_file_and_out_can_write_one(tmp_path, image_dir):
+    _, first = _invoke(tmp_path, image_dir, "png", reference="png")
+    previous = tmp_path / "previous.json.gz"
+    write_json(previous, first)
+    out = tmp_path / "second.json.gz"
+    result = CliRunner().invoke(bench_command, ["--images", str(image_dir), "--codecs", "png", "--reference", "png",
+                                                "--reuse", str(previous), "--out", str(out),
+                                                "--plot", str(tmp_path / "second.png")])
+    assert result.exit_code == 0, result.output
+    assert f"reusing 2 (image, codec) measurements from {previous}" in result.output
+    assert read_json(out)["measurements"] == first["measurements"]
+
+
+def test_an_unreadable_reuse_file_is_one_line_of_error_and_no_output(tmp_path, image_dir):
+    broken = tmp_path / "cut.json.gz"
+    broken.write_bytes(gzip.compress(b'{"measurements": []}')[:-8])  # the gzip trailer cut off
+    out = tmp_path / "never.json"
+    result = CliRunner().invoke(bench_command, ["--images", str(image_dir), "--codecs", "png", "--reference", "png",
+                                                "--reuse", str(broken), "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot read {broken}: ") and result.output.count("\n") == 1
+    assert not out.exists()
 
 
 def _rerun(tmp_path, image_dir, codecs: str, previous: dict, reference: str = "jpeg420") -> dict:

@@ -18,6 +18,7 @@ import click
 
 from ...bench.curves import average_curve
 from ...bench.images import folder_images
+from ...bench.jsonfile import read_json
 from ...bitstream.container import FORMAT_VERSION
 from .runs import DEFAULT_CACHE, RUNS, SINGLE_STAGE_RUNS, train_run, weights_path
 
@@ -39,7 +40,7 @@ def _cached(path: Path, make):
 
 
 def _bench_records(bench_json: Path, names: set[str]) -> list[dict]:
-    data = json.loads(bench_json.read_text())
+    data = read_json(bench_json)
     return [r for r in data["measurements"] if r["codec"] == "cdcodec" and r["image"] in names]
 
 
@@ -76,7 +77,7 @@ def _relabel(records: list[dict], name: str) -> list[dict]:
 @click.command("codec-study")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("../shared/data/train-photos"), show_default=True, help="Training photos.")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), default=Path("../shared/data/kodak"), show_default=True, help="Evaluation images.")
-@click.option("--bench-json", type=click.Path(path_type=Path), default=Path("results/bench/kodak.json"), show_default=True, help="`cdcodec bench` results of the shipped model on the same images.")
+@click.option("--bench-json", type=click.Path(path_type=Path), default=Path("results/bench/kodak.json"), show_default=True, help="`cdcodec bench` results (JSON, plain or .gz) of the shipped model on the same images.")
 @click.option("--cache", type=click.Path(path_type=Path), default=DEFAULT_CACHE, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("results/codec-study"), show_default=True)
 @click.option("--train/--no-train", default=True, show_default=True, help="Train runs that are missing (else leave them out).")

@@ -15,10 +15,10 @@ a candidate added by `scripts/model_vs_bench.py` beside the shipped default:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from cdcodec.bench.curves import average_curve
+from cdcodec.bench.jsonfile import read_json
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def points(path: Path, name: str) -> dict:
-        return {p["setting"]: p for p in average_curve(json.loads(path.read_text())["measurements"], name)}
+        return {p["setting"]: p for p in average_curve(read_json(path)["measurements"], name)}
 
     first, second = points(args.results, args.first), points(args.second_results or args.results, args.second)
     shared = [s for s in first if s in second]

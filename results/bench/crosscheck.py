@@ -9,12 +9,13 @@ agreement within 0.1 dB at matched settings.
 """
 
 import io
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from cdcodec.bench.jsonfile import read_json
 
 # The Pillow calls a user would write for these settings.
 PLAIN = {
@@ -33,7 +34,7 @@ def plain_point(pixels, options):
 
 
 def main(results_path, images_dir):
-    doc = json.loads(Path(results_path).read_text())
+    doc = read_json(results_path)
     worst = {name: [0.0, 0, 0] for name in PLAIN}  # max |dPSNR| dB, byte mismatches, points
     for image in doc["images"]:
         path = next(p for p in Path(images_dir).iterdir() if p.stem == image["name"])

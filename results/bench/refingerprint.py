@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +57,7 @@ from cdcodec.bench.cdcodec_source import (
     package_versions,
 )
 from cdcodec.bench.images import TestImage, as_rgb
+from cdcodec.bench.jsonfile import read_json, write_json
 from cdcodec.bench.registry import by_name
 from cdcodec.bench.run import measure_source
 
@@ -181,7 +181,7 @@ def measured_again(doc: dict, name: str) -> str | None:
 
 def refingerprint(path: Path, scheme: str, then: dict[str, bytes], verify: list[str]) -> str:
     """Rewrite `path` in place if its points provably came from this build; says what it did."""
-    doc = json.loads(path.read_text())
+    doc = read_json(path)
     problem = old_fingerprints_match(doc, scheme, then)
     for name in verify:
         problem = problem or measured_again(doc, name)
@@ -190,7 +190,7 @@ def refingerprint(path: Path, scheme: str, then: dict[str, bytes], verify: list[
     sources = cdcodec_sources(doc)
     for source in sources:
         source["params"]["build"] = build_fingerprint(model_of(source))
-    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    write_json(path, doc)
     return f"{path}: " + ", ".join(f"{c['name']} {c['params']['build'][:12]}" for c in sources)
 
 

@@ -22,7 +22,7 @@ for 0.1 to 2 bpp) and how many settings make it.
 same images, under NAME: e.g. a candidate MS-SSIM model measured by a bench run
 of its own against the shipped one in the committed file (`cdc-msssim-7-trial.md`):
 
-    python results/bench/rereference.py results/bench/cdc-msssim-7-kodak.json --reference cdcodec-msssim-4 \\
+    python results/bench/rereference.py results/bench/cdc-msssim-7-kodak.json.gz --reference cdcodec-msssim-4 \\
         --add results/bench/kodak.json cdcodec-msssim cdcodec-msssim-4 --bpp-window 0.25 1.5
 
 --pick NAME ... keeps those images only (and so, of --add's file, the same
@@ -33,12 +33,12 @@ them (`results/codec-study/mix14-round.md`).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from cdcodec.bench.bdrate import bd_rate_in_window
 from cdcodec.bench.codecs import LOSSY
 from cdcodec.bench.curves import average_curve
+from cdcodec.bench.jsonfile import read_json
 from cdcodec.bench.report import envelope_axes, summarise
 
 KEYS = ("psnr", "ssim", "ms_ssim")
@@ -72,11 +72,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.tally and not args.per_image:
         parser.error("--tally counts the --per-image rows: give both")
-    doc = json.loads(args.results.read_text())
+    doc = read_json(args.results)
     if args.pick:
         doc = cut_to_images(doc, args.pick)
     for path, codec, name in args.add:
-        doc = with_codec_from(doc, json.loads(Path(path).read_text()), codec, name)
+        doc = with_codec_from(doc, read_json(path), codec, name)
     method, where = _method_and_window(doc, args.bpp_window)
     bd = print_bd_table(doc, args.reference, args.bpp_window)
     if args.per_image:

@@ -10,8 +10,9 @@ that every such figure in `results/exact/README.md` comes from a command:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from cdcodec.bench.jsonfile import read_json
 
 SMALLEST = "cdcodec {} (base 1, quality 0)"
 THREE_STAGES = "cdcodec {} (base 3)"
@@ -27,7 +28,7 @@ def ratios(rows: list[dict], ours: str, theirs: str) -> list[tuple[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
-    doc = json.loads(parser.parse_args().results.read_text())
+    doc = read_json(parser.parse_args().results)
     means, rows = doc["mean_bpsp"], doc["per_image"]
     for mode, baseline in PAIRS:
         ours = SMALLEST.format(mode)
