@@ -73,7 +73,7 @@ def _stages_option(help_text: str):
 _force_option = click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
 _model_option = click.option(
     "--model", "model_id", default=None,
-    help="Model id from trained/ (cdc-mix-17, the default, trained for squared error, then for a mix of it "
+    help="Model id from trained/ (cdc-mix-18, the default, trained for squared error, then for a mix of it "
     "and MS-SSIM, stages 1 and 2 with overlapping kernels; "
     "cdc-msssim-9, the MS-SSIM model: trained for MS-SSIM alone, stages 1 and 2 with overlapping kernels), or a "
     "path to a .safetensors weights file."
