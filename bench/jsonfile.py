@@ -28,7 +28,7 @@ def read_json(path: str | Path):
     return json.loads(data)
 
 
-def write_json(path: str | Path, document, indent: int | None = 1) -> None:
+def write_json(path: str | Path, document) -> None:
     """Write strict JSON (no NaN or infinity) atomically, so a checkpoint is never half written.
 
     A name ending in `.gz` is written gzip-compressed, with no time stamp in the
@@ -36,7 +36,7 @@ def write_json(path: str | Path, document, indent: int | None = 1) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(document, indent=indent, allow_nan=False) + "\n").encode()
+    data = (json.dumps(document, indent=1, allow_nan=False) + "\n").encode()
     if is_compressed(path):
         data = gzip.compress(data, compresslevel=9, mtime=0)
     temporary = path.with_name(path.name + ".partial")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 import click
 import numpy as np
 from PIL import Image
