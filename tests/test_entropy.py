@@ -80,14 +80,17 @@ def context_tables(channels: int) -> SymbolTables:
     return tables_from_counts(counts, np.full(channels * CONTEXTS, -4), contexts=CONTEXTS)
 
 
-def random_latent(channels: int, height: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """(symbols, prior levels, grid): half the symbols 0, the rest in -6..6, and random prior levels."""
+def random_latent(
+    channels: int, height: int, width: int, seed: int, zeros: float = 0.5, largest: int = 6
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(symbols, prior levels, grid): a share `zeros` of the symbols 0, the rest in
+    -largest..largest, and random prior levels."""
     from cdcodec.bitstream.contexts import PRIOR_LEVELS
 
     rng = np.random.default_rng(seed)
     positions = height * width
-    symbols = np.where(rng.random((channels, positions)) < 0.5, 0, rng.integers(-6, 7, (channels, positions))).astype(np.int32)
-    return symbols, rng.integers(0, PRIOR_LEVELS, size=(channels, positions)), (height, width)
+    symbols = np.where(rng.random((channels, positions)) < zeros, 0, rng.integers(-largest, largest + 1, (channels, positions)))
+    return symbols.astype(np.int32), rng.integers(0, PRIOR_LEVELS, size=(channels, positions)), (height, width)
 
 
 @settings(max_examples=40, deadline=None)
@@ -251,13 +254,12 @@ def test_move_bits_counts_the_neighbours_a_move_reorients(channels, height, widt
     """With tables whose rows ignore the context but not the sign, a move of the last
     channel changes no other symbol's bits except by turning its neighbours' orientation
     over, so the estimate must be exact for the first half too."""
-    from cdcodec.bitstream.contexts import CONTEXTS, PRIOR_LEVELS
+    from cdcodec.bitstream.contexts import CONTEXTS
     from cdcodec.bitstream.entropy import move_bits
 
-    rng = np.random.default_rng(seed)
-    positions, grid = height * width, (height, width)
-    symbols = np.where(rng.random((channels, positions)) < 0.4, 0, rng.integers(-3, 4, (channels, positions))).astype(np.int32)
-    prior = rng.integers(0, PRIOR_LEVELS, size=(channels, positions))
+    symbols, prior, grid = random_latent(channels, height, width, seed, zeros=0.4, largest=3)
+    positions = height * width
+    rng = np.random.default_rng(seed + 1)
     skewed = np.repeat(rng.integers(1, 60, size=(channels, 9)).astype(float), CONTEXTS, axis=0)  # same row in every context
     tables = aligned(tables_from_counts(skewed, np.full(channels * CONTEXTS, -4), contexts=CONTEXTS))
     change = move_bits(tables, symbols, prior, grid, (delta,))[0]
