@@ -270,7 +270,7 @@ CDCODEC = CdcodecSource("cdcodec", "cdcodec", LOSSY)
 CDCODEC_LOSSLESS = CdcodecSource("cdcodec-lossless", "cdcodec lossless", LOSSLESS, ("lossless",))
 CDCODEC_NEAR = CdcodecSource("cdcodec-near", "cdcodec near-lossless", NEAR_LOSSLESS, (1, 2))
 #: The second shipped model, trained for MS-SSIM instead of squared error.
-MS_SSIM_MODEL = "cdc-msssim-9"
+MS_SSIM_MODEL = "cdc-msssim-10"
 CDCODEC_MSSSIM = CdcodecSource("cdcodec-msssim", "cdcodec, MS-SSIM model", LOSSY, model=MS_SSIM_MODEL)
 #: The default model with the encoder's search weighing squared error alone (`encode --tune psnr`).
 CDCODEC_PSNR = CdcodecSource("cdcodec-psnr", "cdcodec --tune psnr", LOSSY, encode_options={"tune": "psnr"})

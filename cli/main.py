@@ -75,7 +75,7 @@ _model_option = click.option(
     "--model", "model_id", default=None,
     help="Model id from trained/ (cdc-mix-18, the default, trained for squared error, then for a mix of it "
     "and MS-SSIM, stages 1 and 2 with overlapping kernels; "
-    "cdc-msssim-9, the MS-SSIM model: trained for MS-SSIM alone, stages 1 and 2 with overlapping kernels), or a "
+    "cdc-msssim-10, the MS-SSIM model: trained for MS-SSIM alone, stages 1 and 2 with overlapping kernels), or a "
     "path to a .safetensors weights file."
 )
 
@@ -114,7 +114,7 @@ _model_option = click.option(
     default="model",
     show_default=True,
     help="What the search (--effort) weighs as distortion: 'model', what the model was trained for (the "
-    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-9: MS-SSIM; a weights file whose model "
+    "default model: 70% squared error, 30% MS-SSIM; cdc-msssim-10: MS-SSIM; a weights file whose model "
     "trained/manifest.json does not know: squared error, as 'psnr'); 'psnr', squared error alone: "
     "fewer bits than 'model' at equal PSNR, and a lower MS-SSIM.",
 )
