@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .container import StageKind, unpack
-from .filters import decode_filter
+from .filters import decode_filter, is_tempered
 
 
 def describe(data: bytes) -> dict:
@@ -23,7 +23,8 @@ def describe(data: bytes) -> dict:
                          cumulative_bpp=round(8 * cumulative / pixels, 5))
             if info.kind == StageKind.LATENT:
                 post_filter, filter_bytes = decode_filter(parsed.payloads[index])
-                entry.update(post_filter=post_filter.mode.name.lower(), post_filter_bytes=filter_bytes)
+                entry.update(post_filter=post_filter.mode.name.lower(), post_filter_bytes=filter_bytes,
+                             tempered_tables=is_tempered(parsed.payloads[index]))
         stages.append(entry)
     return {
         "width": header.width,

@@ -13,7 +13,9 @@ A few smooth channels (`SymbolTables.predicted`) are coded instead in raster
 order as differences from a prediction out of their decoded neighbours, with
 tables of their own (`prediction.py`). Tables fitted with sign alignment
 (`SymbolTables.sign_aligned`) code each second-half symbol negated where its
-first-half neighbours lean negative (`contexts.sign_orientation`).
+first-half neighbours lean negative (`contexts.sign_orientation`). A payload
+may re-shape each context-coded channel's rows for its image: it then begins
+with one temperature choice per such channel (`temper.py`).
 
 Values outside a channel's table are coded as an escape symbol followed by the raw
 value (uniform over the 16-bit range), so any int16 latent round-trips exactly.
@@ -44,6 +46,7 @@ from .contexts import (
 )
 from .errors import CdcFormatError
 from .prediction import PREDICTION_CONTEXTS, predict_at, prediction_contexts
+from .temper import CHOICE_FREQUENCIES, EIGHTHS, NEUTRAL, cheapest_choices, temper_rows
 
 #: Every table row sums to this. 16 bits keep rows exact in float64 and leave
 #: constriction's own 24-bit fixed-point quantization plenty of room.
@@ -87,6 +90,8 @@ class SymbolTables:
     sign_aligned: bool = False
     #: constriction models of the rows used so far (see `_model`); not part of the tables' value.
     models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: tempered rows of the channels used so far, by (channel, eighths) (see `tempered_block`).
+    tempered: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         offsets = np.asarray(self.offsets)
@@ -143,6 +148,23 @@ class SymbolTables:
         """Row `row` as exact float64 probabilities (regular symbols, then escape)."""
         size = int(self.sizes[row])
         return self.pmfs[row, : size + 1].astype(np.float64) / TABLE_TOTAL
+
+    def tempered_block(self, channel: int, eighths: int) -> np.ndarray:
+        """Channel `channel`'s rows tempered to t = eighths/8 (`temper.py`), (contexts, K) int64."""
+        key = (channel, eighths)
+        block = self.tempered.get(key)
+        if block is None:
+            rows = slice(channel * self.contexts, (channel + 1) * self.contexts)
+            block = self.tempered[key] = temper_rows(self.pmfs[rows], self.sizes[rows], eighths, TABLE_TOTAL)
+        return block
+
+    def tempered_probabilities(self, row: int, eighths: int) -> np.ndarray:
+        """Row `row` tempered to t = eighths/8, as exact float64 probabilities (`probabilities` at NEUTRAL)."""
+        if eighths == NEUTRAL:
+            return self.probabilities(row)
+        size = int(self.sizes[row])
+        block = self.tempered_block(row // self.contexts, eighths)
+        return block[row % self.contexts, : size + 1].astype(np.float64) / TABLE_TOTAL
 
     def ideal_bits(self, symbols: np.ndarray, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None) -> float:
         """Information content of `symbols` under these tables (escape payload included).
@@ -295,17 +317,26 @@ def _quantize_row(probs: np.ndarray) -> np.ndarray:
 
 
 def encode_latent(
-    symbols: np.ndarray, tables: SymbolTables, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None
+    symbols: np.ndarray,
+    tables: SymbolTables,
+    prior: np.ndarray | None = None,
+    grid: tuple[int, int] | None = None,
+    temperatures: np.ndarray | None = None,
 ) -> bytes:
     """Code an int latent of shape (C, N) laid out on `grid` (h, w with h·w = N; one row when None).
 
-    `prior` holds the previous-stage levels, (C, N) or (N,).
+    `prior` holds the previous-stage levels, (C, N) or (N,). `temperatures`, when
+    given, holds every channel's temperature in eighths (`temper.EIGHTHS`; NEUTRAL
+    for predicted channels, which are not tempered, e.g. from `choose_temperatures`):
+    the payload then begins with the context-coded channels' choices, and the
+    decoder must be told so.
     """
     symbols = _check_symbols(symbols, tables.channels)
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError("latent values must fit in int16")
     prior = _check_prior(prior, tables.channels, symbols.shape[1])
     grid = _check_grid(grid, symbols.shape[1])
+    eighths = _check_temperatures(tables, temperatures)
     coded = _coded_values(tables, symbols, grid)
     groups = list(_channel_rows(tables, coded, prior, grid))
     coder = ans.new_encoder()
@@ -320,21 +351,107 @@ def encode_latent(
             idx, escaped = _to_indices(values, int(tables.offsets[r]), int(tables.sizes[r]))
             if escaped.any():
                 coder.encode_reverse((values[escaped] - LATENT_MIN).astype(np.int32), raw_model)
-            coder.encode_reverse(idx, _model(tables, r))
+            coder.encode_reverse(idx, _model(tables, r, int(eighths[c])))
+    if temperatures is not None:
+        chosen = [EIGHTHS.index(int(eighths[c])) for c in _tempered_channels(tables)]
+        for previous, choice in reversed(list(zip([EIGHTHS.index(NEUTRAL)] + chosen[:-1], chosen))):
+            coder.encode_reverse(np.array([choice], dtype=np.int32), _choice_model(previous))
     return ans.to_bytes(coder)
 
 
+def choose_temperatures(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None) -> np.ndarray:
+    """Every channel's temperature in eighths (C,) that codes this latent in the fewest bits,
+    the choices' own cost included (`temper.cheapest_choices`), for `encode_latent(..., temperatures=)`.
+
+    Bits are counted as the coder spends them. One thing a plain count of
+    −log2 p would get wrong: the coder's state starts empty, and a symbol at its
+    row's first entry (cumulative frequency 0) pushed onto an empty state leaves
+    it empty. The run of such symbols that the decoder reads last therefore costs
+    nothing at any temperature (at low rates, whole channels of zeros), and is
+    left out here.
+    """
+    symbols = _check_symbols(symbols, tables.channels)
+    prior = _check_prior(prior, tables.channels, symbols.shape[1])
+    grid = _check_grid(grid, symbols.shape[1])
+    coded = _coded_values(tables, symbols, grid)
+    groups = []  # per context-coded channel, in coding order: (channel, [(row, indices)])
+    for c, rows in _channel_rows(tables, coded, prior, grid):
+        if rows is not None:
+            groups.append((c, [(r, _to_indices(coded[c][positions], int(tables.offsets[r]), int(tables.sizes[r]))[0]) for r, positions in rows]))
+    free_from = _free_tail(groups, tables)
+    bits = np.zeros((len(groups), len(EIGHTHS)))
+    for g, (c, rows) in enumerate(groups[:free_from[0] + 1]):
+        counts = np.zeros((tables.contexts, tables.pmfs.shape[1]), dtype=np.int64)
+        for k, (r, idx) in enumerate(rows):
+            if (g, k) == free_from[:2]:
+                idx = idx[: free_from[2]]
+            elif (g, k) > free_from[:2]:
+                break
+            counts[r % tables.contexts] += np.bincount(idx, minlength=counts.shape[1])
+        seen = counts > 0
+        bits[g] = [-float(counts[seen] @ np.log2(tables.tempered_block(c, e)[seen] / TABLE_TOTAL)) for e in EIGHTHS]
+    chosen = np.full(tables.channels, NEUTRAL, dtype=np.int64)
+    chosen[[c for c, _ in groups]] = np.asarray(EIGHTHS)[cheapest_choices(bits)]
+    return chosen
+
+
+def _free_tail(groups: list, tables: SymbolTables) -> tuple[int, int, int]:
+    """(channel group, row, position) where the run of first-entry symbols that ends the
+    context-coded symbols starts (see `choose_temperatures`). Counted only after the last
+    predicted channel, whose symbols (differences from a prediction) rarely sit at a
+    row's first entry."""
+    last_predicted = tables.predicted[-1] if tables.predicted else -1
+    for g in range(len(groups) - 1, -1, -1):
+        if groups[g][0] < last_predicted:
+            return (g + 1, 0, 0)
+        rows = groups[g][1]
+        for k in range(len(rows) - 1, -1, -1):
+            nonzero = np.flatnonzero(rows[k][1])
+            if nonzero.size:
+                return (g, k, int(nonzero[-1]) + 1)
+    return (0, 0, 0)
+
+
+def _tempered_channels(tables: SymbolTables) -> list[int]:
+    """The channels whose rows a tempered payload re-shapes: every channel not coded by prediction."""
+    return [c for c in range(tables.channels) if c not in tables.predicted]
+
+
+def _check_temperatures(tables: SymbolTables, temperatures: np.ndarray | None) -> np.ndarray:
+    """Per-channel eighths as (C,) ints, all NEUTRAL when None."""
+    if temperatures is None:
+        return np.full(tables.channels, NEUTRAL, dtype=np.int64)
+    eighths = np.asarray(temperatures)
+    if eighths.shape != (tables.channels,) or not np.isin(eighths, EIGHTHS).all():
+        raise ValueError(f"temperatures must be ({tables.channels},) values from {EIGHTHS}")
+    if any(int(eighths[c]) != NEUTRAL for c in tables.predicted):
+        raise ValueError("predicted channels are not tempered")
+    return eighths.astype(np.int64)
+
+
 def decode_latent(
-    payload: bytes, tables: SymbolTables, positions: int, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None
+    payload: bytes,
+    tables: SymbolTables,
+    positions: int,
+    prior: np.ndarray | None = None,
+    grid: tuple[int, int] | None = None,
+    tempered: bool = False,
 ) -> np.ndarray:
-    """Inverse of `encode_latent`; raises CdcFormatError on any inconsistency."""
+    """Inverse of `encode_latent` (`tempered`: whether it was given temperatures);
+    raises CdcFormatError on any inconsistency."""
     if not 0 <= positions <= MAX_POSITIONS:
         raise CdcFormatError("latent size out of range")
     coder = ans.open_decoder(payload, PAYLOAD)
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     walk = _ContextWalk(tables, _check_prior(prior, tables.channels, positions), _check_grid(grid, positions))
     out = np.zeros((tables.channels, positions), dtype=np.int32)
+    eighths = np.full(tables.channels, NEUTRAL, dtype=np.int64)
     try:
+        if tempered:
+            choice = EIGHTHS.index(NEUTRAL)
+            for c in _tempered_channels(tables):
+                choice = int(coder.decode(_choice_model(choice), 1)[0])
+                eighths[c] = EIGHTHS[choice]
         for c in range(tables.channels):
             if c in walk.predicted:
                 out[c] = _decode_predicted(coder, raw_model, tables, c, walk.prior[c], walk.grid)
@@ -343,7 +460,7 @@ def decode_latent(
             for half in (walk.first_half, walk.second_half):
                 for r, where in half(c, out[c]):
                     size = int(tables.sizes[r])
-                    idx = np.asarray(coder.decode(_model(tables, r), len(where)), dtype=np.int32)
+                    idx = np.asarray(coder.decode(_model(tables, r, int(eighths[c])), len(where)), dtype=np.int32)
                     values = idx + int(tables.offsets[r])
                     escaped = idx == size
                     if escaped.any():
@@ -481,17 +598,25 @@ def _check_prior(prior: np.ndarray | None, channels: int, positions: int) -> np.
     return prior
 
 
-def _model(tables: SymbolTables, row: int):
-    """Row `row` as a constriction model, built once per row and kept with the tables.
+def _model(tables: SymbolTables, row: int, eighths: int = NEUTRAL):
+    """Row `row` (tempered to t = eighths/8) as a constriction model, built once per
+    row and temperature and kept with the tables.
 
     A latent uses thousands of rows and an image reuses most of them; the
     model is a pure function of the row's integer frequencies, so keeping it
     changes no coded bit.
     """
-    model = tables.models.get(row)
+    key = row if eighths == NEUTRAL else (row, eighths)
+    model = tables.models.get(key)
     if model is None:
-        model = tables.models[row] = constriction.stream.model.Categorical(tables.probabilities(row), perfect=False)
+        model = tables.models[key] = constriction.stream.model.Categorical(tables.tempered_probabilities(row, eighths), perfect=False)
     return model
+
+
+@functools.cache
+def _choice_model(previous: int):
+    """The fixed model of a tempered channel's choice after choice `previous` (`temper.CHOICE_FREQUENCIES`)."""
+    return constriction.stream.model.Categorical(CHOICE_FREQUENCIES[previous].astype(np.float64) / TABLE_TOTAL, perfect=False)
 
 
 def _to_indices(values: np.ndarray, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ stage refines otherwise), and carries its integer coefficients:
 
     mode (1 byte) | coefficients as signed exp-Golomb codes, zero bits to a whole byte
 
-The mode fixes how many coefficients follow (`COEFFICIENTS`), so the block
+The mode byte's top bit (`TEMPERED`) is not the filter's: it says that the
+coded latent after the block begins with per-channel table temperatures
+(`temper.py`). The mode fixes how many coefficients follow (`COEFFICIENTS`), so the block
 needs no length field; mode 0 (no filter) is the single byte 0. Exp-Golomb
 codes suit these values: most coefficients are a few units, a few are tens.
 
@@ -35,6 +37,8 @@ class FilterMode(enum.IntEnum):
 
 #: Coefficients a block of each mode carries (three colour channels' worth).
 COEFFICIENTS = {FilterMode.NONE: 0, FilterMode.OWN: 3 * 18, FilterMode.ALL: 3 * 34}
+#: Set in the mode byte when the section's coded latent is tempered (`temper.py`).
+TEMPERED = 0x80
 #: Longest exp-Golomb prefix accepted; coefficients stay below 2**(MAX_PREFIX - 1) in magnitude, so theirs is shorter.
 MAX_PREFIX = 24
 
@@ -56,8 +60,8 @@ class PostFilter:
 NO_FILTER = PostFilter(FilterMode.NONE, np.zeros(0, dtype=np.int64))
 
 
-def encode_filter(post_filter: PostFilter) -> bytes:
-    """The filter block's bytes."""
+def encode_filter(post_filter: PostFilter, tempered: bool = False) -> bytes:
+    """The filter block's bytes (`tempered`: set the mode byte's TEMPERED bit)."""
     bits: list[str] = []
     for value in post_filter.coefficients.tolist():
         code = 2 * value - 1 if value > 0 else -2 * value  # zigzag: 0, 1, -1, 2, ... -> 0, 1, 2, 3, ...
@@ -66,17 +70,18 @@ def encode_filter(post_filter: PostFilter) -> bytes:
     stream = "".join(bits)
     stream += "0" * (-len(stream) % 8)
     body = int(stream, 2).to_bytes(len(stream) // 8, "big") if stream else b""
-    return bytes([int(post_filter.mode)]) + body
+    return bytes([int(post_filter.mode) | (TEMPERED if tempered else 0)]) + body
 
 
 def decode_filter(section: bytes) -> tuple[PostFilter, int]:
-    """Parse the filter block at the start of a latent section: (filter, bytes it took)."""
+    """Parse the filter block at the start of a latent section: (filter, bytes it took).
+    The mode byte's TEMPERED bit is not the filter's (`is_tempered` reads it)."""
     if not section:
         raise CdcFormatError("latent section is empty (no post-filter block)")
     try:
-        mode = FilterMode(section[0])
+        mode = FilterMode(section[0] & ~TEMPERED)
     except ValueError:
-        raise CdcFormatError(f"unknown post-filter mode {section[0]}") from None
+        raise CdcFormatError(f"unknown post-filter mode {section[0] & ~TEMPERED}") from None
     count = COEFFICIENTS[mode]
     if count == 0:
         return NO_FILTER, 1
@@ -104,12 +109,18 @@ def decode_filter(section: bytes) -> tuple[PostFilter, int]:
     return PostFilter(mode, np.array(values, dtype=np.int64)), 1 + used
 
 
-def join_latent_section(post_filter: PostFilter, latent: bytes) -> bytes:
-    """A latent stage's section payload: the filter block, then the coded latent."""
-    return encode_filter(post_filter) + latent
+def join_latent_section(post_filter: PostFilter, latent: bytes, tempered: bool = False) -> bytes:
+    """A latent stage's section payload: the filter block, then the coded latent
+    (`tempered`: coded with per-channel temperatures, `entropy.encode_latent`)."""
+    return encode_filter(post_filter, tempered) + latent
 
 
-def split_latent_section(section: bytes) -> tuple[PostFilter, bytes]:
-    """Inverse of `join_latent_section`: (the stage's post-filter, its coded latent)."""
+def split_latent_section(section: bytes) -> tuple[PostFilter, bytes, bool]:
+    """Inverse of `join_latent_section`: (the stage's post-filter, its coded latent, whether that is tempered)."""
     post_filter, used = decode_filter(section)
-    return post_filter, section[used:]
+    return post_filter, section[used:], is_tempered(section)
+
+
+def is_tempered(section: bytes) -> bool:
+    """Whether a latent section's coded latent begins with table temperatures (its mode byte's TEMPERED bit)."""
+    return bool(section[:1]) and bool(section[0] & TEMPERED)

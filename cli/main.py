@@ -118,6 +118,14 @@ _model_option = click.option(
     "trained/manifest.json does not know: squared error, as 'psnr'); 'psnr', squared error alone: "
     "fewer bits than 'model' at equal PSNR, and a lower MS-SSIM.",
 )
+@click.option(
+    "--temper/--no-temper",
+    default=False,
+    show_default=True,
+    help="Let each stage re-shape its fixed probability tables, channel by channel, to fit this image, "
+    "where that saves more bits than saying so costs: the same pixels in fewer bytes (1.9% fewer on "
+    "average on four Kodak images; a slower encode). Decoders older than this option cannot read such files.",
+)
 @_model_option
 @_force_option
 @handle_errors
@@ -130,6 +138,7 @@ def encode(
     quality: int | None,
     effort: int | None,
     tune: str,
+    temper: bool,
     model_id: str | None,
     force: bool,
 ) -> None:
@@ -151,7 +160,7 @@ def encode(
     pixels = load_image(input_path)
     data = encode_image(
         pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error, quality=quality, search_rounds=effort,
-        tune=tune,
+        tune=tune, temper=temper,
     )
     write_bytes_atomic(output, data)
     _report_sizes(data)
@@ -201,6 +210,8 @@ def info(input_path: Path, as_json: bool) -> None:
             post_filter = ""
             if stage.get("post_filter", "none") != "none":
                 post_filter = f", post-filter '{stage['post_filter']}' in {stage['post_filter_bytes']} bytes"
+            if stage.get("tempered_tables"):
+                post_filter += ", tempered tables"
             click.echo(
                 f"  stage {stage['stage']} ({kind}{post_filter}): {stage['bytes']} bytes, "
                 f"cumulative {stage['cumulative_bytes']} bytes = {stage['cumulative_bpp']:.4f} bpp"

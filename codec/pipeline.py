@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..bitstream import CdcFile, CdcFormatError, Header, StageInfo, StageKind, decode_latent, encode_latent, pack, unpack
-from ..bitstream.entropy import move_bits
+from ..bitstream.entropy import choose_temperatures, move_bits
 from ..bitstream.filters import NO_FILTER, FilterMode, PostFilter, join_latent_section, split_latent_section
 from ..bitstream.residual import decode_residual, encode_residual, pixel_checksum
 from . import exact, postfilter, symbol_search
@@ -98,6 +98,7 @@ def encode(
     search_rounds: int | None = None,
     search_ms_ssim_share: float | None = None,
     tune: str = "model",
+    temper: bool = False,
 ) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
@@ -124,7 +125,9 @@ def encode(
     (`weights.trained_ms_ssim_share`, `tune="model"`); `tune="psnr"` makes it 0,
     squared error alone (`cdcodec encode --tune psnr`). The share itself is for
     experiments with other mixes (scripts/symbol_search_probe.py and
-    scripts/searched_tables_probe.py).
+    scripts/searched_tables_probe.py). `temper` lets each latent stage re-shape
+    its tables per channel for the image where that saves bits (`bitstream.temper`);
+    its symbols and pixels are the same either way.
     """
     loaded = get_model(model)
     codec = loaded.codec
@@ -168,8 +171,10 @@ def encode(
     for index, q in enumerate(codec.analyse(x, stages, quality, loop_filter=loop, search=search)):
         prior = stage_prior(previous, tuple(q.shape[-2:]), q.shape[1])
         arrays.append(symbols_to_array(q))
-        latent = encode_latent(arrays[-1], codec.tables_for(index, quality), prior, tuple(q.shape[-2:]))
-        payloads.append(join_latent_section(loop.filters[index] if loop else NO_FILTER, latent))
+        tables, grid = codec.tables_for(index, quality), tuple(q.shape[-2:])
+        temperatures = choose_temperatures(tables, arrays[-1], prior, grid) if temper else None
+        latent = encode_latent(arrays[-1], tables, prior, grid, temperatures)
+        payloads.append(join_latent_section(loop.filters[index] if loop else NO_FILTER, latent, temper))
         previous = q
     infos = [StageInfo(StageKind.LATENT, quality) for _ in range(stages)]
     levels = [quality] * stages
@@ -230,9 +235,9 @@ def read_latent_stages(parsed: CdcFile, codec: CascadeCodec, count: int) -> tupl
         lh, lw = ph // block, pw // block
         prior = stage_prior(symbols[-1] if symbols else None, (lh, lw), codec.stages[index].latent_channels)
         tables = codec.tables_for(index, header.stages[index].param)
-        post_filter, latent = split_latent_section(parsed.payloads[index])
+        post_filter, latent, tempered = split_latent_section(parsed.payloads[index])
         filters.append(post_filter)
-        arrays.append(decode_latent(latent, tables, lh * lw, prior, (lh, lw)))
+        arrays.append(decode_latent(latent, tables, lh * lw, prior, (lh, lw), tempered))
         symbols.append(array_to_symbols(arrays[-1], lh, lw))
     return arrays, symbols, filters
 

@@ -63,6 +63,21 @@ def test_info_json(runner, encoded):
     assert text.exit_code == 0 and "stage 2" in text.stdout
 
 
+def test_tempered_encode_decodes_the_same_and_says_so(runner, photo, encoded, tiny_weights, tmp_path):
+    tempered = tmp_path / "tempered.cdc"
+    result = runner.invoke(cli, ["encode", str(photo), str(tempered), "--model", str(tiny_weights), "--temper"])
+    assert result.exit_code == 0, result.output
+    desc = json.loads(runner.invoke(cli, ["info", str(tempered), "--json"]).stdout)
+    assert all(stage["tempered_tables"] for stage in desc["stages"])
+    assert "tempered tables" in runner.invoke(cli, ["info", str(tempered)]).stdout
+    images = []
+    for path in (encoded, tempered):
+        out = tmp_path / f"{path.stem}-decoded.png"
+        assert runner.invoke(cli, ["decode", str(path), str(out), "--model", str(tiny_weights)]).exit_code == 0
+        images.append(np.asarray(Image.open(out)))
+    assert np.array_equal(*images)
+
+
 def test_truncate_writes_the_byte_prefix(runner, encoded, tmp_path):
     out = tmp_path / "one.cdc"
     result = runner.invoke(cli, ["truncate", str(encoded), str(out), "--stages", "1"])

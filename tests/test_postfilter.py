@@ -38,14 +38,15 @@ def filters(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(filters(), st.binary(max_size=8))
-def test_filter_block_round_trips_and_reports_its_length(post_filter, latent):
-    section = join_latent_section(post_filter, latent)
-    parsed, rest = split_latent_section(section)
+@given(filters(), st.binary(max_size=8), st.booleans())
+def test_filter_block_round_trips_and_reports_its_length(post_filter, latent, tempered):
+    section = join_latent_section(post_filter, latent, tempered)
+    parsed, rest, flag = split_latent_section(section)
+    assert flag is tempered
     assert parsed.mode == post_filter.mode
     assert np.array_equal(parsed.coefficients, post_filter.coefficients)
     assert rest == latent
-    assert decode_filter(section)[1] == len(encode_filter(post_filter))
+    assert decode_filter(section)[1] == len(encode_filter(post_filter, tempered))
 
 
 def inputs(reconstruction: np.ndarray, estimate: np.ndarray | None = None, previous: np.ndarray | None = None):
