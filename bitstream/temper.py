@@ -72,16 +72,15 @@ def choice_bits() -> np.ndarray:
 def cheapest_choices(bits: np.ndarray) -> np.ndarray:
     """Indices into EIGHTHS for channels whose bits under each choice are `bits` (n, len(EIGHTHS)):
     the sequence of least total cost, the choices' own coding (`choice_bits`) included (Viterbi)."""
+    if not len(bits):
+        return np.zeros(0, dtype=np.int64)
     transition = choice_bits()
-    start = EIGHTHS.index(NEUTRAL)
-    total = transition[start] + bits[0] if len(bits) else np.zeros(0)
+    total = transition[EIGHTHS.index(NEUTRAL)] + bits[0]  # the least cost of ending channel 0 on each choice
     back = []
     for row in bits[1:]:
         through = total[:, None] + transition  # (previous, this)
         back.append(np.argmin(through, axis=0))
         total = through[back[-1], np.arange(len(EIGHTHS))] + row
-    if not len(bits):
-        return np.zeros(0, dtype=np.int64)
     path = [int(np.argmin(total))]
     for pointers in reversed(back):
         path.append(int(pointers[path[-1]]))
