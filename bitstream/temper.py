@@ -23,7 +23,7 @@ EIGHTHS = tuple(range(5, 17))
 NEUTRAL = 8
 #: Frequencies (each row summing to 2^16) of a channel's choice, indexed like EIGHTHS, given the
 #: previous channel's choice (the row; NEUTRAL before the first): keeping it costs about 0.09 bits,
-#: changing it about 6.8, so that long runs of one temperature (and of none) cost next to nothing.
+#: changing it about 7.5, so that long runs of one temperature (and of none) cost next to nothing.
 _OTHER = 4095 // (len(EIGHTHS) - 1)
 _SAME = (1 << 16) - _OTHER * (len(EIGHTHS) - 1)
 CHOICE_FREQUENCIES = np.where(np.eye(len(EIGHTHS), dtype=bool), _SAME, _OTHER).astype(np.uint32)

@@ -123,8 +123,8 @@ _model_option = click.option(
     default=False,
     show_default=True,
     help="Let each stage re-shape its fixed probability tables, channel by channel, to fit this image, "
-    "where that saves more bits than saying so costs: the same pixels in fewer bytes (1.9% fewer on "
-    "average on four Kodak images, 3.3% on the scikit-image photos; a slower encode). Decoders older than this option cannot read such files.",
+    "where that saves more bits than saying so costs: the same pixels at a lower rate (1-4% lower on "
+    "Kodak and the scikit-image photos; a slower encode). Decoders older than this option cannot read such files.",
 )
 @_model_option
 @_force_option

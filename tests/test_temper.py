@@ -22,7 +22,7 @@ def test_tempered_rows_are_exact_integer_tables():
     pmfs = np.zeros((50, 10), dtype=np.uint32)
     for i, size in enumerate(sizes):
         row = rng.integers(1, 2000, size=size + 1).astype(float)
-        row = np.maximum(1, np.floor(row / row.sum() * (TABLE_TOTAL - size - 1))) + 0
+        row = np.maximum(1, np.floor(row / row.sum() * (TABLE_TOTAL - size - 1)))
         row[np.argmax(row)] += TABLE_TOTAL - row.sum()
         pmfs[i, : size + 1] = row
     for eighths in EIGHTHS:
