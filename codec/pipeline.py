@@ -98,7 +98,7 @@ def encode(
     search_rounds: int | None = None,
     search_ms_ssim_share: float | None = None,
     tune: str = "model",
-    temper: bool = False,
+    temper: bool = True,
 ) -> bytes:
     """Encode an image (PIL image or uint8 array) into the bytes of a .cdc file.
 
@@ -125,9 +125,10 @@ def encode(
     (`weights.trained_ms_ssim_share`, `tune="model"`); `tune="psnr"` makes it 0,
     squared error alone (`cdcodec encode --tune psnr`). The share itself is for
     experiments with other mixes (scripts/symbol_search_probe.py and
-    scripts/searched_tables_probe.py). `temper` lets each latent stage re-shape
-    its tables per channel for the image where that saves bits (`bitstream.temper`);
-    its symbols and pixels are the same either way.
+    scripts/searched_tables_probe.py). `temper` (the default) lets each latent
+    stage re-shape its tables per channel for the image where that saves bits
+    (`bitstream.temper`); its symbols and pixels are the same either way, and
+    temper=False writes files that builds from before session 60 can read.
     """
     loaded = get_model(model)
     codec = loaded.codec

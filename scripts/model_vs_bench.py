@@ -15,7 +15,9 @@ the results file must have been measured on the same images.
 
 `--tune psnr` measures the model with the encoder's search weighing squared
 error alone (`cdcodec encode --tune psnr`), `--effort R` with R rounds of search,
-`--temper` with tables tempered per channel (`cdcodec.bitstream.temper`).
+`--no-temper` with the shipped tables as they are (the encoder tempers them per
+channel by default since session 61, `cdcodec.bitstream.temper`; `--temper`, the
+default, is kept for the commands written before).
 By default the search weighs what the model was trained for, which only
 trained/manifest.json records: a weights file whose model id the manifest does
 not know needs `--search-ms-ssim-share S` (its training's share of 1 − MS-SSIM,
@@ -69,7 +71,8 @@ def main() -> None:
     parser.add_argument("--search-ms-ssim-share", type=float, metavar="S",
                         help="the share of 1 − MS-SSIM the search weighs (the model's training share); "
                         "required for a model the manifest does not know, unless --tune psnr")
-    parser.add_argument("--temper", action="store_true", help="let every latent stage temper its tables per channel (`cdcodec.bitstream.temper`)")
+    parser.add_argument("--temper", action=argparse.BooleanOptionalAction, default=True,
+                        help="let every latent stage temper its tables per channel (`cdcodec.bitstream.temper`; the encoder's default)")
     parser.add_argument("--jobs", type=int, default=1, help="images encoded at a time, one thread each (with --jobs above 1)")
     parser.add_argument("--pick", nargs="+", metavar="NAME",
                         help="only these images (e.g. kodim01 kodim07): the candidate on them, the results file cut to them")
@@ -78,8 +81,7 @@ def main() -> None:
     options = {"tune": args.tune, **search_share(args)}
     if args.effort is not None:
         options["search_rounds"] = args.effort
-    if args.temper:
-        options["temper"] = True
+    options["temper"] = args.temper
     doc = read_json(args.results)
     images = folder_images(args.images) if args.images else bundled_images()
     if args.pick:

@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     pixels = np.asarray(Image.open(args.image).convert("RGB"))
-    parsed = unpack(encode(pixels, quality=args.quality, search_rounds=args.effort))
+    parsed = unpack(encode(pixels, quality=args.quality, search_rounds=args.effort, temper=False))
     codec = get_model().codec
     arrays, symbols, _ = read_latent_stages(parsed, codec, len(codec.stages))
     ph, pw = padded_size(parsed.header.height, parsed.header.width, codec.config.multiple)

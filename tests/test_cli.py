@@ -63,15 +63,16 @@ def test_info_json(runner, encoded):
     assert text.exit_code == 0 and "stage 2" in text.stdout
 
 
-def test_tempered_encode_decodes_the_same_and_says_so(runner, photo, encoded, tiny_weights, tmp_path):
-    tempered = tmp_path / "tempered.cdc"
-    result = runner.invoke(cli, ["encode", str(photo), str(tempered), "--model", str(tiny_weights), "--temper"])
+def test_tables_are_tempered_by_default_and_no_temper_decodes_the_same(runner, photo, encoded, tiny_weights, tmp_path):
+    plain = tmp_path / "plain.cdc"
+    result = runner.invoke(cli, ["encode", str(photo), str(plain), "--model", str(tiny_weights), "--no-temper"])
     assert result.exit_code == 0, result.output
-    desc = json.loads(runner.invoke(cli, ["info", str(tempered), "--json"]).stdout)
-    assert all(stage["tempered_tables"] for stage in desc["stages"])
-    assert "tempered tables" in runner.invoke(cli, ["info", str(tempered)]).stdout
+    for path, tempered in ((encoded, True), (plain, False)):
+        desc = json.loads(runner.invoke(cli, ["info", str(path), "--json"]).stdout)
+        assert all(bool(stage.get("tempered_tables")) is tempered for stage in desc["stages"])
+        assert ("tempered tables" in runner.invoke(cli, ["info", str(path)]).stdout) is tempered
     images = []
-    for path in (encoded, tempered):
+    for path in (encoded, plain):
         out = tmp_path / f"{path.stem}-decoded.png"
         assert runner.invoke(cli, ["decode", str(path), str(out), "--model", str(tiny_weights)]).exit_code == 0
         images.append(np.asarray(Image.open(out)))

@@ -26,15 +26,17 @@ def test_latents_round_trip_symbol_exactly(tiny_model):
     # Without post-filters (with them, later stages refine the filtered image: test_postfilter.py)
     # and without the symbol search (test_symbol_search.py).
     parsed = unpack(encode(image, model=tiny_model, post_filters=False, search_rounds=0))
-    latents = [split_latent_section(payload)[1] for payload in parsed.payloads]
+    sections = [split_latent_section(payload)[1:] for payload in parsed.payloads]  # (latent, tempered)
     for index, q in enumerate(symbols):
         expected = symbols_to_array(q)
         prior = stage_prior(symbols[index - 1] if index else None, tuple(q.shape[-2:]), q.shape[1])
-        decoded = decode_latent(latents[index], codec.tables_for(index), expected.shape[1], prior, tuple(q.shape[-2:]))
+        latent, tempered = sections[index]
+        decoded = decode_latent(latent, codec.tables_for(index), expected.shape[1], prior, tuple(q.shape[-2:]), tempered)
         assert np.array_equal(decoded, expected)
     # The second stage's tables depend on the first stage's symbols: without them it cannot decode.
     with pytest.raises(CdcFormatError):
-        decode_latent(latents[1], codec.tables_for(1), symbols_to_array(symbols[1]).shape[1], grid=tuple(symbols[1].shape[-2:]))
+        latent, tempered = sections[1]
+        decode_latent(latent, codec.tables_for(1), symbols_to_array(symbols[1]).shape[1], grid=tuple(symbols[1].shape[-2:]), tempered=tempered)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9, 3), (9, 1, 3), (17, 33, 3), (1, 1), (5, 23), (32, 32)])
