@@ -1,4 +1,4 @@
-"""The `cdcodec` command line: encode, decode, info, truncate, train, train-refine, train-stage, train-joint, refit-tables, bench, experiment.
+"""The `cdcodec` command line: encode, decode, info, truncate, train, train-refine, train-stage, train-joint, refit-tables, add-quality, bench, experiment.
 
 Exit status: 0 on success, 1 for bad or corrupt input (one line on stderr; the
 traceback only with --traceback), 2 for usage errors. Statistics and progress
@@ -47,6 +47,7 @@ def handle_errors(command):
 @click.group(
     cls=LazyGroup,
     lazy={"train": ("cdcodec.cli.train", "train"), "refit-tables": ("cdcodec.cli.train", "refit_tables"),
+          "add-quality": ("cdcodec.cli.train", "add_quality"),
           "train-refine": ("cdcodec.cli.train", "train_refine"),
           "train-stage": ("cdcodec.cli.train", "train_stage"),
           "train-joint": ("cdcodec.cli.train", "train_joint"),
@@ -97,7 +98,7 @@ _model_option = click.option(
     type=click.IntRange(min=0),
     default=None,
     help="Quality level: 0 is the coarsest; each level up makes every stage's quantizer finer by √2 "
-    "(the shipped model has levels 0-4; default: level 2, the one it was trained at).",
+    "(the default model has levels 0-4, cdc-mix-19 0-5; default: level 2, the one they were trained at).",
 )
 @click.option(
     "--effort",

@@ -2,6 +2,7 @@
 `cdcodec train-stage`: fine-tune one stage of a trained model (optionally lapped);
 `cdcodec train-joint`: fine-tune every stage of a trained model at once, a loss at each;
 `cdcodec refit-tables`: fit a trained model's symbol tables anew;
+`cdcodec add-quality`: give a trained model one more, finer quality level;
 `cdcodec retire-model`: take a superseded model out of trained/.
 
 Resumable: the work folder holds a checkpoint; running the same command again
@@ -293,15 +294,71 @@ def _parse_numbers(text: str, option: str) -> tuple[int, ...]:
         raise ValueError(f"{option} takes whole numbers separated by commas, not {text!r}") from None
 
 
+_table_fit_options = (
+    _data_option,
+    click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write the weights with the new tables."),
+    _device_option,
+    _threads_option,
+    click.option("--seed", default=0, show_default=True, help="Seed of the random training crops the tables are fitted on."),
+    click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels."),
+    click.option("--table-crops", type=click.IntRange(min=1), default=1024, show_default=True, help="Crops per (stage, quality level) table fit."),
+)
+
+
+def _with_table_fit_options(command):
+    for option in reversed(_table_fit_options):
+        command = option(command)
+    return command
+
+
+def _load_for_tables(model: str, data_dir: Path, threads: int | None, with_tables: bool):
+    """(codec, manifest entry or None) for the table-fitting commands, after checking
+    that MODEL (a shipped id or a .safetensors path) and the data folder exist."""
+    import torch
+
+    from ..codec.training.data import list_images
+    from ..codec.weights import ModelNotFoundError, load_codec, manifest_entry, shipped_file
+
+    if threads:
+        torch.set_num_threads(threads)
+    is_file = model.endswith(".safetensors")
+    try:
+        list_images(data_dir)
+        if is_file and not Path(model).is_file():
+            raise ModelNotFoundError(f"weights file {model} does not exist")
+        path = Path(model) if is_file else shipped_file(model)
+        entry = None if is_file else manifest_entry(model)
+        return load_codec(path, with_tables=with_tables)[0], entry
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+
+
+def _table_record(command: str, data_dir: Path, settings, device: str, started: float, **extra) -> dict:
+    """The manifest's record of a table fit: command, data, crops, device, time."""
+    from ..codec.training.train import describe_settings
+
+    return {
+        "command": f"cdcodec {command} " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "data": str(data_dir),
+        "settings": {k: v for k, v in describe_settings(settings).items() if k in ("batch", "crop", "table_crops", "seed")},
+        **extra,
+        "device": _device_record(device),
+        "seconds": round(time.time() - started),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _fit_or_fail(fit):
+    """fit()'s result; its errors (e.g. crops larger than the photos, no CUDA device) as one line."""
+    try:
+        return fit()
+    except (ValueError, RuntimeError) as exc:
+        raise CliError(str(exc).splitlines()[0]) from None
+
+
 @click.command("refit-tables")
 @click.argument("model")
-@_data_option
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write the weights with the new tables.")
-@_device_option
-@_threads_option
-@click.option("--seed", default=0, show_default=True, help="Seed of the random training crops the tables are fitted on.")
-@click.option("--crop", type=click.IntRange(min=16), default=128, show_default=True, help="Crop side in pixels.")
-@click.option("--table-crops", type=click.IntRange(min=1), default=1024, show_default=True, help="Crops per (stage, quality level) table fit.")
+@_with_table_fit_options
 @click.option(
     "--align-signs", is_flag=True,
     help="Fit tables for the sign-aligned coder: a symbol of a checkerboard's second half is coded negated where its "
@@ -316,49 +373,57 @@ def refit_tables(model, data_dir, out, device, threads, seed, crop, table_crops,
     read, so this also upgrades a model whose tables predate a change of the
     coding contexts. Decoded images stay the same; file sizes change.
     """
-    import torch
+    from ..codec.training.train import TrainSettings, refit_tables as refit
+    from ..codec.weights import save_codec
 
-    from ..codec.training.data import list_images
-    from ..codec.training.train import TrainSettings, describe_settings, refit_tables as refit
-    from ..codec.weights import ModelNotFoundError, load_codec, manifest_entry, save_codec, shipped_file
-
-    if threads:
-        torch.set_num_threads(threads)
-    is_file = model.endswith(".safetensors")
-    if install and is_file:
+    if install and model.endswith(".safetensors"):
         raise CliError("--install needs a shipped model id, not a weights file")
-    try:
-        list_images(data_dir)
-        if is_file and not Path(model).is_file():
-            raise ModelNotFoundError(f"weights file {model} does not exist")
-        path = Path(model) if is_file else shipped_file(model)
-        entry = None if is_file else manifest_entry(model)
-        codec = load_codec(path, with_tables=False)[0]
-    except (ValueError, LookupError, FileNotFoundError) as exc:
-        raise CliError(str(exc).strip("'\"")) from None
+    codec, entry = _load_for_tables(model, data_dir, threads, with_tables=False)
     # Only the tables are fitted: the settings that matter are the crops (size, count, seed).
     settings = TrainSettings(steps_per_stage=(0,) * codec.num_stages, seed=seed, crop=crop, table_crops=table_crops, batch=min(16, table_crops))
     started = time.time()
-    try:
-        refit(codec, data_dir, settings, device=device, sign_aligned=align_signs)
-    except (ValueError, RuntimeError) as exc:  # e.g. crops larger than the photos, no CUDA device
-        raise CliError(str(exc).splitlines()[0]) from None
+    _fit_or_fail(lambda: refit(codec, data_dir, settings, device=device, sign_aligned=align_signs))
     save_codec(codec, out)
     click.echo(f"wrote {out}", err=True)
     if install:
         training = dict(entry.get("training", {}))
-        training["tables"] = {
-            "command": "cdcodec refit-tables " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
-            "data": str(data_dir),
-            "settings": {
-                **{k: v for k, v in describe_settings(settings).items() if k in ("batch", "crop", "table_crops", "seed")},
-                "sign_aligned": align_signs,
-            },
-            "device": _device_record(device),
-            "seconds": round(time.time() - started),
-            "date": time.strftime("%Y-%m-%d"),
-        }
+        training["tables"] = _table_record("refit-tables", data_dir, settings, device, started, sign_aligned=align_signs)
         install_model(out, codec.config.model_id, codec.config.to_dict(), training, make_default=False)
+
+
+@click.command("add-quality")
+@click.argument("model")
+@click.option("--factor", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Step factor of the new level, below MODEL's finest (0.3536 = 2^-1.5 extends the shipped ladder of 2^(k/2) by one level).")
+@click.option("--model-id", required=True, help="Id of the new model (its files differ from MODEL's at the new level only).")
+@_with_table_fit_options
+@click.option("--install", is_flag=True, help="Copy the result into trained/ as a new entry, with MODEL's training record and this command.")
+@_default_option
+def add_quality(model, factor, model_id, data_dir, out, device, threads, seed, crop, table_crops, install, make_default) -> None:
+    """Make a model with one more, finer quality level than MODEL: the same
+    networks and tables, plus the new level's tables fitted on training crops.
+
+    Every existing level keeps its number and its exact bytes. The networks are
+    not retrained at the new step, so check its points before shipping it
+    (results/codec-study/finer-level.md did so for the default model).
+    """
+    from ..codec.training.train import TrainSettings, with_finer_quality
+    from ..codec.weights import available_models, save_codec
+
+    if model_id in available_models():
+        raise CliError(f"model id {model_id!r} is already shipped: choose a new one")
+    if make_default and not install:
+        raise CliError("--default needs --install")
+    codec, entry = _load_for_tables(model, data_dir, threads, with_tables=True)
+    settings = TrainSettings(steps_per_stage=(0,) * codec.num_stages, seed=seed, crop=crop, table_crops=table_crops, batch=min(16, table_crops))
+    started = time.time()
+    made = _fit_or_fail(lambda: with_finer_quality(codec, factor, model_id, data_dir, settings, device=device))
+    save_codec(made, out)
+    click.echo(f"wrote {out}: quality levels 0-{len(made.config.qualities) - 1}", err=True)
+    if install:
+        training = dict((entry or {}).get("training", {}))
+        training["added_quality"] = _table_record("add-quality", data_dir, settings, device, started, factor=factor, from_model=model)
+        install_model(out, model_id, made.config.to_dict(), training, make_default=make_default)
 
 
 @click.command("retire-model")

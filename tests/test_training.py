@@ -254,6 +254,39 @@ def test_refit_tables_with_sign_alignment_decodes_the_same_pixels(tmp_path, tiny
     assert decode(encode(image, model=out), model=out).shape == image.shape  # the search runs on oriented prices
 
 
+def test_add_quality_appends_a_finer_level_and_keeps_every_other_level_exact(tmp_path, tiny_weights):
+    folder = photo_folder(tmp_path)
+    out = tmp_path / "finer.safetensors"
+    args = ["--data", str(folder), "--crop", "16", "--table-crops", "8", "--model-id", "test-finer", "--out", str(out)]
+    result = CliRunner().invoke(cli, ["add-quality", str(tiny_weights), "--factor", "0.5", *args])
+    assert result.exit_code == 0, result.output
+    old, new = load_codec(tiny_weights)[0], load_codec(out)[0]
+    assert new.config.model_id == "test-finer" and new.config.qualities == old.config.qualities + (0.5,)
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    finest = len(old.config.qualities)
+    for k, per_quality in enumerate(new.tables):
+        assert sorted(per_quality) == list(range(finest + 1))
+        assert all(np.array_equal(per_quality[q].pmfs, old.tables[k][q].pmfs) for q in range(finest))
+    image = smooth_image(24, 24, seed=5)
+    for quality in range(finest):  # the old levels: the same pixels from files of the same size
+        before, after = encode(image, model=tiny_weights, quality=quality), encode(image, model=out, quality=quality)
+        assert np.array_equal(decode(after, model=out), decode(before, model=tiny_weights))
+        assert len(after) - len(before) == len("test-finer") - len(old.config.model_id)  # the header names the model
+    coarser, finer = (decode(encode(image, model=out, quality=q, search_rounds=0), model=out) for q in (finest - 1, finest))
+    error = lambda pixels: np.mean((pixels.astype(float) - image) ** 2)
+    assert error(finer) < error(coarser)
+
+    missing = tmp_path / "x.safetensors"
+    for factor, extra, message in (
+        ("0.7", [], "below the model's finest, 0.7"),
+        ("0.5", ["--default"], "--default needs --install"),
+        ("0", [], "not in the range x>0"),
+        ("0.5", ["--model-id", "cdc-msssim-10"], "already shipped"),
+    ):
+        bad = CliRunner().invoke(cli, ["add-quality", str(tiny_weights), "--factor", factor, *args[:-1], str(missing), *extra])
+        assert bad.exit_code in (1, 2) and message in bad.stderr and not missing.exists(), bad.output
+
+
 def test_level_schedule_weights_levels_and_keeps_the_plain_cycle():
     """'all' is the cycle every fine-tuning run before level weights used (runs resume
     and reproduce); weights give each level its share of every cycle, interleaved."""

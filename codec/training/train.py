@@ -347,6 +347,35 @@ def refit_tables(
     return codec.cpu()
 
 
+def with_finer_quality(
+    codec: CascadeCodec, factor: float, model_id: str, data_dir: str | Path, settings: TrainSettings, device: str = "cpu", progress: bool = True
+) -> CascadeCodec:
+    """A copy of `codec` under `model_id` with one more quality level, step factor
+    `factor`, finer than every level it has, and that level's tables fitted.
+
+    The new level goes last, so every existing level keeps its number (files
+    store it), its tables and so its exact bytes; only the new level's tables
+    are fitted, for the coder the others were fitted for (sign-aligned or not).
+    The networks are not retrained: refine CNNs that see the quality level
+    (StageConfig.refine_sees_quality) see a log2 factor beyond the trained range.
+    """
+    finest = min(codec.config.qualities)
+    if not factor < finest:
+        raise ValueError(f"the new level's factor must be below the model's finest, {finest:g} (levels keep their numbers only at the end)")
+    aligned = {t.sign_aligned for per_quality in codec.tables for t in per_quality.values()}
+    if len(aligned) != 1 or any(len(per_quality) != len(codec.config.qualities) for per_quality in codec.tables):
+        raise ValueError("the model's tables are incomplete or mixed (refit-tables them first)")
+    config = CodecConfig(model_id=model_id, stages=codec.config.stages, qualities=codec.config.qualities + (factor,))
+    copy = CascadeCodec(config)
+    copy.load_state_dict(codec.state_dict())
+    copy.tables = [dict(t) for t in codec.tables]
+    dev = torch.device(device)
+    copy.to(dev).eval()
+    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed, progress=progress)
+    fill_tables(copy, sampler, settings, dev, progress, sign_aligned=aligned.pop())
+    return copy.cpu()
+
+
 def _say(message: str, progress: bool) -> None:
     if progress:
         tqdm.write(message)
@@ -356,4 +385,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "describe_settings", "check_settings", "distortion", "loss_distortion", "METRICS"]
+__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "with_finer_quality", "describe_settings", "check_settings", "distortion", "loss_distortion", "METRICS"]
