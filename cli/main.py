@@ -98,7 +98,7 @@ _model_option = click.option(
     type=click.IntRange(min=0),
     default=None,
     help="Quality level: 0 is the coarsest; each level up makes every stage's quantizer finer by √2 "
-    "(the default model has levels 0-4, cdc-mix-19 0-5; default: level 2, the one they were trained at).",
+    "(the shipped models have levels 0-4; default: level 2, the one they were trained at).",
 )
 @click.option(
     "--effort",
