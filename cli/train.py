@@ -66,6 +66,8 @@ def _start_run(metric: str, ms_ssim_share: float | None, threads: int | None, mo
         raise CliError("--ms-ssim-share needs --metric mixed")
     if threads:
         torch.set_num_threads(threads)
+    if out is not None:
+        _check_out_folder(out)
     work_dir = work_dir or Path.home() / ".cache" / "cdcodec" / "train" / model_id
     return work_dir, out or work_dir / f"{model_id}.safetensors", 0.5 if ms_ssim_share is None else ms_ssim_share
 
@@ -311,14 +313,22 @@ def _with_table_fit_options(command):
     return command
 
 
-def _load_for_tables(model: str, data_dir: Path, threads: int | None, with_tables: bool):
+def _check_out_folder(out: Path) -> None:
+    """Refuse an output whose folder does not exist before any work, not after it."""
+    if not out.parent.is_dir():
+        raise CliError(f"cannot write {out}: {out.parent} is not a folder")
+
+
+def _load_for_tables(model: str, data_dir: Path, out: Path, threads: int | None, with_tables: bool):
     """(codec, manifest entry or None) for the table-fitting commands, after checking
-    that MODEL (a shipped id or a .safetensors path) and the data folder exist."""
+    that MODEL (a shipped id or a .safetensors path), the data folder and the output's
+    folder exist."""
     import torch
 
     from ..codec.training.data import list_images
     from ..codec.weights import ModelNotFoundError, load_codec, manifest_entry, shipped_file
 
+    _check_out_folder(out)
     if threads:
         torch.set_num_threads(threads)
     is_file = model.endswith(".safetensors")
@@ -378,7 +388,7 @@ def refit_tables(model, data_dir, out, device, threads, seed, crop, table_crops,
 
     if install and model.endswith(".safetensors"):
         raise CliError("--install needs a shipped model id, not a weights file")
-    codec, entry = _load_for_tables(model, data_dir, threads, with_tables=False)
+    codec, entry = _load_for_tables(model, data_dir, out, threads, with_tables=False)
     # Only the tables are fitted: the settings that matter are the crops (size, count, seed).
     settings = TrainSettings(steps_per_stage=(0,) * codec.num_stages, seed=seed, crop=crop, table_crops=table_crops, batch=min(16, table_crops))
     started = time.time()
@@ -395,7 +405,7 @@ def refit_tables(model, data_dir, out, device, threads, seed, crop, table_crops,
 @click.argument("model")
 @click.option("--factor", type=click.FloatRange(min=0, min_open=True), required=True,
               help="Step factor of the new level, below MODEL's finest (0.3536 = 2^-1.5 extends the shipped ladder of 2^(k/2) by one level).")
-@click.option("--model-id", required=True, help="Id of the new model (its files differ from MODEL's at the new level only).")
+@click.option("--model-id", required=True, help="Id of the new model, which its files name in their header.")
 @_with_table_fit_options
 @click.option("--install", is_flag=True, help="Copy the result into trained/ as a new entry, with MODEL's training record and this command.")
 @_default_option
@@ -403,9 +413,10 @@ def add_quality(model, factor, model_id, data_dir, out, device, threads, seed, c
     """Make a model with one more, finer quality level than MODEL: the same
     networks and tables, plus the new level's tables fitted on training crops.
 
-    Every existing level keeps its number and its exact bytes. The networks are
-    not retrained at the new step, so check its points before shipping it
-    (results/codec-study/finer-level.md did so for the default model).
+    Every existing level keeps its number and tables, so its files decode to the
+    same pixels and have the same payload (the header names the new model). The
+    networks are not retrained at the new step, so check its points before
+    shipping it (results/codec-study/finer-level.md did so for the default model).
     """
     from ..codec.training.train import TrainSettings, with_finer_quality
     from ..codec.weights import available_models, save_codec
@@ -414,7 +425,7 @@ def add_quality(model, factor, model_id, data_dir, out, device, threads, seed, c
         raise CliError(f"model id {model_id!r} is already shipped: choose a new one")
     if make_default and not install:
         raise CliError("--default needs --install")
-    codec, entry = _load_for_tables(model, data_dir, threads, with_tables=True)
+    codec, entry = _load_for_tables(model, data_dir, out, threads, with_tables=True)
     settings = TrainSettings(steps_per_stage=(0,) * codec.num_stages, seed=seed, crop=crop, table_crops=table_crops, batch=min(16, table_crops))
     started = time.time()
     made = _fit_or_fail(lambda: with_finer_quality(codec, factor, model_id, data_dir, settings, device=device))

@@ -203,7 +203,7 @@ def test_mixed_loss_distortion_lies_between_its_two_terms():
     assert loss_distortion(recon, x, TrainSettings((1,)), torch.tensor(2.0)).item() == 2.0
 
 
-def test_mixed_metric_options_are_checked_before_any_work(tmp_path):
+def test_bad_training_options_are_checked_before_any_work(tmp_path):
     folder = photo_folder(tmp_path)
     base = ["train", "--data", str(folder), "--model-id", "x", "--arch", "tiny", "--steps", "1,1", "--work-dir", str(tmp_path / "w")]
     result = CliRunner().invoke(cli, [*base, "--ms-ssim-share", "0.3"])
@@ -212,6 +212,8 @@ def test_mixed_metric_options_are_checked_before_any_work(tmp_path):
     assert result.exit_code == 2 and "1.5" in result.stderr
     result = CliRunner().invoke(cli, [*base, "--metric", "mixed", "--crop", "64"])
     assert result.exit_code == 1 and "at least 97 pixels" in result.stderr
+    result = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "no-such-folder" / "x.safetensors")])
+    assert result.exit_code == 1 and "no-such-folder is not a folder" in result.stderr
     assert not (tmp_path / "w").exists()
 
 
@@ -236,6 +238,7 @@ def test_refit_tables_keeps_the_network_and_its_pixels(tmp_path, tiny_weights):
         ("no-such-model", [], "unknown model id"),
         (str(tiny_weights), ["--install"], "needs a shipped model id"),
         (str(tiny_weights), ["--crop", "64"], "no training image is at least 64x64"),
+        (str(tiny_weights), ["--out", str(tmp_path / "no-such-folder" / "x.safetensors")], "no-such-folder is not a folder"),
     ):
         bad = CliRunner().invoke(cli, ["refit-tables", model, "--out", str(missing), *args, *extra])
         assert bad.exit_code == 1 and message in bad.stderr and not missing.exists(), bad.output

@@ -354,7 +354,7 @@ def with_finer_quality(
     `factor`, finer than every level it has, and that level's tables fitted.
 
     The new level goes last, so every existing level keeps its number (files
-    store it), its tables and so its exact bytes; only the new level's tables
+    store it) and its tables, and so its pixels and payload bytes; only the new level's tables
     are fitted, for the coder the others were fitted for (sign-aligned or not).
     The networks are not retrained: refine CNNs that see the quality level
     (StageConfig.refine_sees_quality) see a log2 factor beyond the trained range.
