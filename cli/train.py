@@ -254,7 +254,8 @@ def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, 
     from ..codec.pipeline import get_model
     from ..codec.training.data import list_images
     from ..codec.training.fine_tune import level_schedule
-    from ..codec.training.joint_tune import JointTuneSettings, renamed, tune_jointly
+    from ..codec.training.joint_tune import JointTuneSettings, tune_jointly
+    from ..codec.training.train import renamed
 
     work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
     try:

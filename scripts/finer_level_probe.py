@@ -12,6 +12,11 @@ where a user expects them, and would clamping have served better?
 
     python scripts/finer_level_probe.py cdc-mix-19 --out finer-level.json
     python scripts/finer_level_probe.py cdc-mix-19 --images ../shared/data/train-photos --max-images 4
+    python scripts/finer_level_probe.py --read results/codec-study/finer-level.json
+
+Last it prints what clamping saves: per image and stage count, the bits at equal
+PSNR (and MS-SSIM) read off the line through the two shipped levels' points in
+log rate; `--read` prints that from a saved run without encoding.
 """
 
 from __future__ import annotations
@@ -76,13 +81,43 @@ def points(pixels: np.ndarray, model: str, quality: int) -> tuple[list[dict], fl
     return rows, seconds
 
 
+def clamping_savings(records: list[dict], metric: str) -> dict[int, list[float]]:
+    """Per stage count, each image's % fewer bits of the clamped finest level than the shipped one
+    at equal `metric`, read off the line through the shipped finest two levels' points (metric
+    against log rate); positive: clamping pays."""
+    point = {(r["image"], r["quality"], r["variant"], r["stages"]): r for r in records}
+    finest = max(r["quality"] for r in records)
+    savings: dict[int, list[float]] = {}
+    for image, quality, variant, stages in point:
+        if quality != finest or variant != "clamped":
+            continue
+        coarser, shipped, clamped = (point[(image, q, v, stages)] for q, v in ((finest - 1, "shipped"), (finest, "shipped"), (finest, "clamped")))
+        slope = (shipped[metric] - coarser[metric]) / math.log(shipped["bpp"] / coarser["bpp"])
+        saved = (clamped[metric] - shipped[metric]) / slope - math.log(clamped["bpp"] / shipped["bpp"])
+        savings.setdefault(stages, []).append(100 * saved)
+    return savings
+
+
+def print_savings(records: list[dict]) -> None:
+    for metric in ("psnr", "msssim"):
+        for stages, values in sorted(clamping_savings(records, metric).items()):
+            shown = ", ".join(f"{v:+.1f}" for v in values)
+            print(f"clamping saves at equal {metric}, {stages} stage(s): {shown} % (mean {sum(values) / len(values):+.2f} %)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="shipped model id or .safetensors file")
+    parser.add_argument("model", nargs="?", help="shipped model id or .safetensors file")
+    parser.add_argument("--read", type=Path, help="print the savings of a run saved with --out, encoding nothing")
     parser.add_argument("--images", type=Path, help="folder of images (default: scikit-image's bundled photographs)")
     parser.add_argument("--max-images", type=int)
     parser.add_argument("--out", type=Path, help="write every point as JSON")
     args = parser.parse_args()
+    if args.read:
+        print_savings(json.loads(args.read.read_text()))
+        return
+    if not args.model:
+        parser.error("give a model, or --read a saved run")
     torch.set_num_threads(1)
     finest = len(get_model(args.model).codec.config.qualities) - 1
     factor = get_model(args.model).codec.config.qualities[finest]
@@ -99,6 +134,7 @@ def main() -> None:
             records += [{"image": image.name, "quality": quality, "variant": variant, **row} for row in rows]
             shown = "  ".join(f"{r['bpp']:.3f} bpp {r['psnr']:.2f} dB {r['msssim']:.4f}" for r in rows)
             print(f"{image.name:22s} level {quality} {variant:8s} {seconds:4.0f} s  {shown}", flush=True)
+    print_savings(records)
     if args.out:
         args.out.write_text(json.dumps(records, indent=1) + "\n")
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from cdcodec.cli.train import install_model
-from cdcodec.codec.training.joint_tune import renamed
+from cdcodec.codec.training.train import renamed
 from cdcodec.codec.weights import load_codec, save_codec
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import CascadeCodec, CodecConfig
+from ..model import CascadeCodec
 from ..networks import lambda_for_step
 from .fine_tune import FineTuneRun, check_levels, fine_tune, level_schedule
 from .train import check_distortion_settings, distortion, loss_distortion, stage_param_groups
@@ -59,14 +59,6 @@ class JointTuneSettings:
             raise ValueError("stage weights must be finite, none negative, and not all zero")
         check_levels(self.levels)
         check_distortion_settings(self)
-
-
-def renamed(codec: CascadeCodec, model_id: str) -> CascadeCodec:
-    """A copy of `codec` (parameters and tables) under `model_id`, to fine-tune into a new model."""
-    copy = CascadeCodec(CodecConfig(model_id=model_id, stages=codec.config.stages, qualities=codec.config.qualities))
-    copy.load_state_dict(codec.state_dict())
-    copy.tables = [dict(t) for t in codec.tables]
-    return copy
 
 
 def cascade_optimizer(codec: CascadeCodec, settings: JointTuneSettings) -> torch.optim.Optimizer:
@@ -136,4 +128,4 @@ def joint_step(codec: CascadeCodec, x: torch.Tensor, level: int, optimizer, sett
     return figures
 
 
-__all__ = ["JointTuneSettings", "renamed", "cascade_optimizer", "tune_jointly", "joint_step"]
+__all__ = ["JointTuneSettings", "cascade_optimizer", "tune_jointly", "joint_step"]

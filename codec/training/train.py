@@ -339,12 +339,27 @@ def refit_tables(
     only its file sizes change (`sign_aligned`: tables for the sign-aligned
     coder, `fit_tables`). Deterministic for a given seed, data and device.
     """
+    codec.tables = [{} for _ in range(codec.num_stages)]
+    return _fill_from_folder(codec, data_dir, settings, device, progress, sign_aligned)
+
+
+def _fill_from_folder(codec: CascadeCodec, data_dir: str | Path, settings: TrainSettings, device: str, progress: bool, sign_aligned: bool) -> CascadeCodec:
+    """`fill_tables` on crops of the photos in `data_dir`, on `device`; the codec back on the CPU."""
     dev = torch.device(device)
     codec.to(dev).eval()
-    codec.tables = [{} for _ in range(codec.num_stages)]
     sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed, progress=progress)
     fill_tables(codec, sampler, settings, dev, progress, sign_aligned)
     return codec.cpu()
+
+
+def renamed(codec: CascadeCodec, model_id: str, qualities: tuple[float, ...] | None = None) -> CascadeCodec:
+    """A copy of `codec` (parameters and tables) under `model_id`, to make a new model from;
+    `qualities` replaces its quality factors (tables are kept by level number)."""
+    config = CodecConfig(model_id=model_id, stages=codec.config.stages, qualities=codec.config.qualities if qualities is None else qualities)
+    copy = CascadeCodec(config)
+    copy.load_state_dict(codec.state_dict())
+    copy.tables = [dict(t) for t in codec.tables]
+    return copy
 
 
 def with_finer_quality(
@@ -365,15 +380,8 @@ def with_finer_quality(
     aligned = {t.sign_aligned for per_quality in codec.tables for t in per_quality.values()}
     if len(aligned) != 1 or any(len(per_quality) != len(codec.config.qualities) for per_quality in codec.tables):
         raise ValueError("the model's tables are incomplete or mixed (refit-tables them first)")
-    config = CodecConfig(model_id=model_id, stages=codec.config.stages, qualities=codec.config.qualities + (factor,))
-    copy = CascadeCodec(config)
-    copy.load_state_dict(codec.state_dict())
-    copy.tables = [dict(t) for t in codec.tables]
-    dev = torch.device(device)
-    copy.to(dev).eval()
-    sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed, progress=progress)
-    fill_tables(copy, sampler, settings, dev, progress, sign_aligned=aligned.pop())
-    return copy.cpu()
+    copy = renamed(codec, model_id, codec.config.qualities + (factor,))
+    return _fill_from_folder(copy, data_dir, settings, device, progress, sign_aligned=aligned.pop())
 
 
 def _say(message: str, progress: bool) -> None:
@@ -385,4 +393,4 @@ def describe_settings(settings: TrainSettings) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
 
 
-__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "with_finer_quality", "describe_settings", "check_settings", "distortion", "loss_distortion", "METRICS"]
+__all__ = ["TrainSettings", "train_cascade", "fill_tables", "refit_tables", "renamed", "with_finer_quality", "describe_settings", "check_settings", "distortion", "loss_distortion", "METRICS"]
