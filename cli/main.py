@@ -74,8 +74,8 @@ def _stages_option(help_text: str):
 _force_option = click.option("--force", "-f", is_flag=True, help="Overwrite OUTPUT if it exists.")
 _model_option = click.option(
     "--model", "model_id", default=None,
-    help="Model id from trained/ (cdc-mix-18, the default, trained for squared error, then for a mix of it "
-    "and MS-SSIM, stages 1 and 2 with overlapping kernels; "
+    help="Model id from trained/ (cdc-mix-19, the default, trained for squared error, then for a mix of it "
+    "and MS-SSIM, stages 1 and 2 with overlapping kernels, quality levels 0-5; "
     "cdc-msssim-10, the MS-SSIM model: trained for MS-SSIM alone, stages 1 and 2 with overlapping kernels), or a "
     "path to a .safetensors weights file."
 )
@@ -98,7 +98,7 @@ _model_option = click.option(
     type=click.IntRange(min=0),
     default=None,
     help="Quality level: 0 is the coarsest; each level up makes every stage's quantizer finer by √2 "
-    "(the shipped models have levels 0-4; default: level 2, the one they were trained at).",
+    "(the default model has levels 0-5, cdc-msssim-10 levels 0-4; default: level 2, the one they were trained at).",
 )
 @click.option(
     "--effort",

@@ -19,7 +19,7 @@ overlap and the refine CNN's 3×3 layers, a margin of one pixel per layer around
 it (`StageConfig.reach`). While that is at most half a block, moves in blocks
 two apart never touch the same pixel and four decoder passes (one per position
 in a 2×2 cell of blocks) measure one move in every block; a stage that reaches
-up to a whole block (stage 2 of the default model, `cdc-mix-18`) takes cells of
+up to a whole block (stage 2 of the default model, `cdc-mix-19`) takes cells of
 3×3 blocks and nine passes (`StageConfig.search_cell`). Squared error splits
 exactly into those pixels; MS-SSIM does not, so each pass spreads the MS-SSIM
 term's exact change over the pixels in the shape of its first-order expansion
