@@ -175,7 +175,12 @@ def sign_orientation(symbols: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     again restores the latent: the decoder applies it once the channel's first
     half is known.
     """
-    return np.where(sign_lean(symbols, grid) < 0, -1, 1)
+    return orientation_from_lean(sign_lean(symbols, grid))
+
+
+def orientation_from_lean(lean: np.ndarray) -> np.ndarray:
+    """`sign_orientation` from the symbols' `sign_lean`, for a caller that needs both."""
+    return np.where(lean < 0, -1, 1)
 
 
 def sign_lean(symbols: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .container import StageKind, unpack
-from .filters import decode_filter, is_tempered
+from .filters import split_latent_section
 
 
 def describe(data: bytes) -> dict:
@@ -22,9 +22,10 @@ def describe(data: bytes) -> dict:
             entry.update(bytes=size, payload_bytes=len(parsed.payloads[index]), cumulative_bytes=cumulative,
                          cumulative_bpp=round(8 * cumulative / pixels, 5))
             if info.kind == StageKind.LATENT:
-                post_filter, filter_bytes = decode_filter(parsed.payloads[index])
-                entry.update(post_filter=post_filter.mode.name.lower(), post_filter_bytes=filter_bytes,
-                             tempered_tables=is_tempered(parsed.payloads[index]))
+                payload = parsed.payloads[index]
+                post_filter, latent, tempered = split_latent_section(payload)
+                entry.update(post_filter=post_filter.mode.name.lower(), post_filter_bytes=len(payload) - len(latent),
+                             tempered_tables=tempered)
         stages.append(entry)
     return {
         "width": header.width,

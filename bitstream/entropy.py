@@ -27,7 +27,7 @@ was consumed, which catches truncated or padded payloads.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import constriction
 import numpy as np
@@ -41,12 +41,13 @@ from .contexts import (
     checker_levels,
     context_id,
     context_ids,
+    orientation_from_lean,
     sign_lean,
     sign_orientation,
 )
 from .errors import CdcFormatError
 from .prediction import PREDICTION_CONTEXTS, predict_at, prediction_contexts
-from .temper import CHOICE_FREQUENCIES, EIGHTHS, NEUTRAL, cheapest_choices, temper_rows
+from .temper import CHOICE_FREQUENCIES, EIGHTHS, NEUTRAL, cheapest_choices, temper_entries
 
 #: Every table row sums to this. 16 bits keep rows exact in float64 and leave
 #: constriction's own 24-bit fixed-point quantization plenty of room.
@@ -88,10 +89,6 @@ class SymbolTables:
     predicted: tuple[int, ...] = ()
     residuals: SymbolTables | None = None
     sign_aligned: bool = False
-    #: constriction models of the rows used so far (see `_model`); not part of the tables' value.
-    models: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: tempered rows of the channels used so far, by (channel, eighths) (see `tempered_block`).
-    tempered: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         offsets = np.asarray(self.offsets)
@@ -149,22 +146,13 @@ class SymbolTables:
         size = int(self.sizes[row])
         return self.pmfs[row, : size + 1].astype(np.float64) / TABLE_TOTAL
 
-    def tempered_block(self, channel: int, eighths: int) -> np.ndarray:
-        """Channel `channel`'s rows tempered to t = eighths/8 (`temper.py`), (contexts, K) int64."""
-        key = (channel, eighths)
-        block = self.tempered.get(key)
-        if block is None:
-            rows = slice(channel * self.contexts, (channel + 1) * self.contexts)
-            block = self.tempered[key] = temper_rows(self.pmfs[rows], self.sizes[rows], eighths, TABLE_TOTAL)
-        return block
-
-    def tempered_probabilities(self, row: int, eighths: int) -> np.ndarray:
-        """Row `row` tempered to t = eighths/8, as exact float64 probabilities (`probabilities` at NEUTRAL)."""
-        if eighths == NEUTRAL:
-            return self.probabilities(row)
-        size = int(self.sizes[row])
-        block = self.tempered_block(row // self.contexts, eighths)
-        return block[row % self.contexts, : size + 1].astype(np.float64) / TABLE_TOTAL
+    def row_entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The used entries of `rows` (regular symbols, then escape) laid end to end, and how
+        many each row has: the form `temper.temper_entries` tempers."""
+        lengths = self.sizes[rows].astype(np.int64) + 1
+        starts = np.cumsum(lengths) - lengths
+        columns = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+        return self.pmfs[np.repeat(rows, lengths), columns], lengths
 
     def ideal_bits(self, symbols: np.ndarray, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None) -> float:
         """Information content of `symbols` under these tables (escape payload included).
@@ -172,12 +160,9 @@ class SymbolTables:
         Used only to choose tables and to report estimates; real rates are always
         taken from the coded bytes.
         """
-        symbols = _check_symbols(symbols, self.channels)
-        prior = _check_prior(prior, self.channels, symbols.shape[1])
-        grid = _check_grid(grid, symbols.shape[1])
-        coded = _coded_values(self, symbols, grid)
+        symbols, prior, grid, coded, groups = _prepared(self, symbols, prior, grid)
         total = 0.0
-        for c, rows in _channel_rows(self, coded, prior, grid):
+        for c, rows in groups:
             if rows is None:
                 total += self._predicted_bits(c, symbols[c], prior[c], grid)
                 continue
@@ -219,7 +204,8 @@ def move_bits(
     prior = _check_prior(prior, tables.channels, symbols.shape[1])
     grid = _check_grid(grid, symbols.shape[1])
     ids = context_ids(symbols, prior, grid) if tables.contexts > 1 else 0
-    orientation = sign_orientation(symbols, grid) if tables.sign_aligned else 1
+    lean = sign_lean(symbols, grid) if tables.sign_aligned else None
+    orientation = 1 if lean is None else orientation_from_lean(lean)
     rows = np.arange(tables.channels)[:, None] * tables.contexts + ids
     cost = tables.bit_costs
     offsets, sizes = tables.offsets.astype(np.int64)[rows], tables.sizes.astype(np.int64)[rows]
@@ -231,20 +217,23 @@ def move_bits(
 
     now = bits(symbols)
     change = np.stack([bits(symbols + delta) - now for delta in deltas])
-    if tables.sign_aligned:
-        change += _reorientation_bits(symbols, grid, bits(-symbols) - now, deltas)
+    if lean is not None:
+        change += _reorientation_bits(symbols, grid, lean, bits(-symbols) - now, deltas)
     change[:, list(tables.predicted)] = np.inf
     return change
 
 
-def _reorientation_bits(symbols: np.ndarray, grid: tuple[int, int], flip_bits: np.ndarray, deltas: tuple[int, ...]) -> np.ndarray:
+def _reorientation_bits(
+    symbols: np.ndarray, grid: tuple[int, int], lean: np.ndarray, flip_bits: np.ndarray, deltas: tuple[int, ...]
+) -> np.ndarray:
     """(len(deltas), C, N): for each first-half symbol and move, the change of bits of its
     4 second-half neighbours whose orientation the move's change of sign turns over
-    (`flip_bits`: what turning each symbol's orientation over costs it); 0 on the second half."""
+    (`lean`: the symbols' `sign_lean`; `flip_bits`: what turning each symbol's orientation
+    over costs it); 0 on the second half."""
     channels = symbols.shape[0]
     h, w = grid
     shape = (channels, h, w)
-    lean = sign_lean(symbols, grid).reshape(shape)
+    lean = lean.reshape(shape)
     flip_bits = flip_bits.reshape(shape)
     first = np.zeros(h * w, dtype=bool)
     first[checker_halves(grid)[0]] = True
@@ -334,24 +323,22 @@ def encode_latent(
     symbols = _check_symbols(symbols, tables.channels)
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError("latent values must fit in int16")
-    prior = _check_prior(prior, tables.channels, symbols.shape[1])
-    grid = _check_grid(grid, symbols.shape[1])
     eighths = _check_temperatures(tables, temperatures)
-    coded = _coded_values(tables, symbols, grid)
-    groups = list(_channel_rows(tables, coded, prior, grid))
+    symbols, prior, grid, coded, groups = _prepared(tables, symbols, prior, grid)
     coder = ans.new_encoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
+    models, residual_models = _RowModels(tables), _RowModels(tables.residuals)
     # ANS is a stack: push the last thing the decoder reads first.
     for c, rows in reversed(groups):
         if rows is None:
-            _encode_predicted(coder, raw_model, tables, c, symbols[c], prior[c], grid)
+            _encode_predicted(coder, raw_model, residual_models, tables, c, symbols[c], prior[c], grid)
             continue
         for r, positions in reversed(rows):
             values = coded[c][positions]
             idx, escaped = _to_indices(values, int(tables.offsets[r]), int(tables.sizes[r]))
             if escaped.any():
                 coder.encode_reverse((values[escaped] - LATENT_MIN).astype(np.int32), raw_model)
-            coder.encode_reverse(idx, _model(tables, r, int(eighths[c])))
+            coder.encode_reverse(idx, models(r, int(eighths[c])))
     if temperatures is not None:
         chosen = [EIGHTHS.index(int(eighths[c])) for c in _tempered_channels(tables)]
         for previous, choice in reversed(list(zip([EIGHTHS.index(NEUTRAL)] + chosen[:-1], chosen))):
@@ -370,16 +357,13 @@ def choose_temperatures(tables: SymbolTables, symbols: np.ndarray, prior: np.nda
     nothing at any temperature (at low rates, whole channels of zeros), and is
     left out here.
     """
-    symbols = _check_symbols(symbols, tables.channels)
-    prior = _check_prior(prior, tables.channels, symbols.shape[1])
-    grid = _check_grid(grid, symbols.shape[1])
-    coded = _coded_values(tables, symbols, grid)
+    _, _, _, coded, channel_rows = _prepared(tables, symbols, prior, grid)
     groups = []  # per context-coded channel, in coding order: (channel, [(row, indices)])
-    for c, rows in _channel_rows(tables, coded, prior, grid):
+    for c, rows in channel_rows:
         if rows is not None:
             groups.append((c, [(r, _to_indices(coded[c][positions], int(tables.offsets[r]), int(tables.sizes[r]))[0]) for r, positions in rows]))
     free_from = _free_tail(groups, tables)
-    bits = np.zeros((len(groups), len(EIGHTHS)))
+    counted = []  # (channel, (contexts, K) counts of its entries) up to the free tail
     for g, (c, rows) in enumerate(groups[:free_from[0] + 1]):
         counts = np.zeros((tables.contexts, tables.pmfs.shape[1]), dtype=np.int64)
         for k, (r, idx) in enumerate(rows):
@@ -388,11 +372,37 @@ def choose_temperatures(tables: SymbolTables, symbols: np.ndarray, prior: np.nda
             elif (g, k) > free_from[:2]:
                 break
             counts[r % tables.contexts] += np.bincount(idx, minlength=counts.shape[1])
-        seen = counts > 0
-        bits[g] = [-float(counts[seen] @ np.log2(tables.tempered_block(c, e)[seen] / TABLE_TOTAL)) for e in EIGHTHS]
+        counted.append((c, counts))
+    bits = np.zeros((len(groups), len(EIGHTHS)))
+    bits[: len(counted)] = _tempered_bits(tables, counted)
     chosen = np.full(tables.channels, NEUTRAL, dtype=np.int64)
     chosen[[c for c, _ in groups]] = np.asarray(EIGHTHS)[cheapest_choices(bits)]
     return chosen
+
+
+def _tempered_bits(tables: SymbolTables, counted: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """(len(counted), len(EIGHTHS)): the bits of each (channel, counts) pair's counted entries
+    under its rows at every temperature. Only the rows that code something are tempered,
+    every channel's together, one temperature at a time."""
+    if not counted:
+        return np.zeros((0, len(EIGHTHS)))
+    rows = np.concatenate([c * tables.contexts + np.flatnonzero(counts.any(axis=1)) for c, counts in counted])
+    entries, lengths = tables.row_entries(rows)
+    starts = np.cumsum(lengths) - lengths
+    where, how_many = [], []  # per channel: its counted entries' places in `entries`, and their counts
+    first_row = 0
+    for _, counts in counted:
+        used = counts[counts.any(axis=1)]
+        row, column = np.nonzero(used)
+        where.append(starts[first_row + row] + column)
+        how_many.append(used[row, column])
+        first_row += used.shape[0]
+    bits = np.zeros((len(counted), len(EIGHTHS)))
+    for k, eighths in enumerate(EIGHTHS):
+        tempered = temper_entries(entries, lengths, eighths, TABLE_TOTAL)
+        for g, (places, counts) in enumerate(zip(where, how_many)):
+            bits[g, k] = -float(counts @ np.log2(tempered[places] / TABLE_TOTAL))
+    return bits
 
 
 def _free_tail(groups: list, tables: SymbolTables) -> tuple[int, int, int]:
@@ -444,6 +454,7 @@ def decode_latent(
     coder = ans.open_decoder(payload, PAYLOAD)
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     walk = _ContextWalk(tables, _check_prior(prior, tables.channels, positions), _check_grid(grid, positions))
+    models, residual_models = _RowModels(tables), _RowModels(tables.residuals)
     out = np.zeros((tables.channels, positions), dtype=np.int32)
     eighths = np.full(tables.channels, NEUTRAL, dtype=np.int64)
     try:
@@ -454,13 +465,13 @@ def decode_latent(
                 eighths[c] = EIGHTHS[choice]
         for c in range(tables.channels):
             if c in walk.predicted:
-                out[c] = _decode_predicted(coder, raw_model, tables, c, walk.prior[c], walk.grid)
+                out[c] = _decode_predicted(coder, raw_model, residual_models, tables, c, walk.prior[c], walk.grid)
                 walk.done(out[c])
                 continue
             for half in (walk.first_half, walk.second_half):
                 for r, where in half(c, out[c]):
                     size = int(tables.sizes[r])
-                    idx = np.asarray(coder.decode(_model(tables, r, int(eighths[c])), len(where)), dtype=np.int32)
+                    idx = np.asarray(coder.decode(models(r, int(eighths[c])), len(where)), dtype=np.int32)
                     values = idx + int(tables.offsets[r])
                     escaped = idx == size
                     if escaped.any():
@@ -481,6 +492,17 @@ def _coded_values(tables: SymbolTables, symbols: np.ndarray, grid: tuple[int, in
     return symbols * sign_orientation(symbols, grid) if tables.sign_aligned else symbols
 
 
+def _prepared(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray | None, grid: tuple[int, int] | None):
+    """What coding a latent, choosing its temperatures and counting its bits start from: the
+    checked symbols, prior and grid, the values the context tables code, and every channel's
+    rows and positions in coding order (`_channel_rows`, as a list)."""
+    symbols = _check_symbols(symbols, tables.channels)
+    prior = _check_prior(prior, tables.channels, symbols.shape[1])
+    grid = _check_grid(grid, symbols.shape[1])
+    coded = _coded_values(tables, symbols, grid)
+    return symbols, prior, grid, coded, list(_channel_rows(tables, coded, prior, grid))
+
+
 def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray, grid: tuple[int, int]):
     """For every channel: the table rows it uses and the positions each row codes, in coding order
     (None for a predicted channel). `prior` and `grid` as `_check_prior` and `_check_grid` return them."""
@@ -490,7 +512,7 @@ def _channel_rows(tables: SymbolTables, symbols: np.ndarray, prior: np.ndarray, 
         walk.done(symbols[c])
 
 
-def _encode_predicted(coder, raw_model, tables: SymbolTables, channel: int, values: np.ndarray, prior: np.ndarray, grid: tuple[int, int]) -> None:
+def _encode_predicted(coder, raw_model, models: _RowModels, tables: SymbolTables, channel: int, values: np.ndarray, prior: np.ndarray, grid: tuple[int, int]) -> None:
     """Push a predicted channel so that `_decode_predicted` reads it in raster order."""
     residuals = tables.residuals
     j = tables.predicted.index(channel)
@@ -502,10 +524,10 @@ def _encode_predicted(coder, raw_model, tables: SymbolTables, channel: int, valu
         if not 0 <= idx < size:
             coder.encode_reverse(int(values[p]) - LATENT_MIN, raw_model)
             idx = size
-        coder.encode_reverse(idx, _model(residuals, r))
+        coder.encode_reverse(idx, models(r))
 
 
-def _decode_predicted(coder, raw_model, tables: SymbolTables, channel: int, prior: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def _decode_predicted(coder, raw_model, models: _RowModels, tables: SymbolTables, channel: int, prior: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """One predicted channel, position by position in raster order (each prediction needs the one before)."""
     residuals = tables.residuals
     j = tables.predicted.index(channel)
@@ -518,7 +540,7 @@ def _decode_predicted(coder, raw_model, tables: SymbolTables, channel: int, prio
         for x in range(w):
             prediction, level = predict_at(plane, y, x)
             r = residuals.row(j, level * PRIOR_LEVELS + prior[y * w + x])
-            idx = coder.decode(_model(residuals, r))
+            idx = coder.decode(models(r))
             if idx == int(residuals.sizes[r]):
                 value = coder.decode(raw_model) + LATENT_MIN
             else:
@@ -598,19 +620,47 @@ def _check_prior(prior: np.ndarray | None, channels: int, positions: int) -> np.
     return prior
 
 
-def _model(tables: SymbolTables, row: int, eighths: int = NEUTRAL):
-    """Row `row` (tempered to t = eighths/8) as a constriction model, built once per
-    row and temperature and kept with the tables.
+class _RowModels:
+    """One call's constriction models of a table's rows, tempered or not, each built on
+    first use: `models(row, eighths)`.
 
-    A latent uses thousands of rows and an image reuses most of them; the
-    model is a pure function of the row's integer frequencies, so keeping it
-    changes no coded bit.
+    Why per call: a call codes a context row once per checkerboard half, and a
+    predicted channel's few residual rows at every position, so its own models
+    catch the reuse there is. Kept with the tables for the life of a process (until
+    session 64), the models and the tempered rows behind them grew with every image
+    coded, to 10 GB in a bench worker. The models are a pure function of the rows'
+    integer frequencies, so where they are kept changes no coded bit.
     """
-    key = row if eighths == NEUTRAL else (row, eighths)
-    model = tables.models.get(key)
-    if model is None:
-        model = tables.models[key] = constriction.stream.model.Categorical(tables.tempered_probabilities(row, eighths), perfect=False)
-    return model
+
+    def __init__(self, tables: SymbolTables | None):
+        self.tables = tables
+        self.models: dict = {}
+        # The tempered rows of one channel at one temperature, laid end to end
+        # (`SymbolTables.row_entries`): channels are coded one after another.
+        self.tempered_key: tuple[int, int] | None = None
+        self.tempered: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.starts: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    def __call__(self, row: int, eighths: int = NEUTRAL):
+        key = (row, eighths)
+        model = self.models.get(key)
+        if model is None:
+            model = self.models[key] = constriction.stream.model.Categorical(self.probabilities(row, eighths), perfect=False)
+        return model
+
+    def probabilities(self, row: int, eighths: int) -> np.ndarray:
+        """Row `row` tempered to t = eighths/8, as exact float64 probabilities (regular symbols, then escape)."""
+        tables = self.tables
+        if eighths == NEUTRAL:
+            return tables.probabilities(row)
+        channel, context = divmod(row, tables.contexts)
+        if self.tempered_key != (channel, eighths):
+            entries, lengths = tables.row_entries(np.arange(channel * tables.contexts, (channel + 1) * tables.contexts))
+            self.tempered_key = (channel, eighths)
+            self.tempered = temper_entries(entries, lengths, eighths, TABLE_TOTAL)
+            self.starts = np.cumsum(lengths) - lengths
+        start = int(self.starts[context])
+        return self.tempered[start : start + int(tables.sizes[row]) + 1] / TABLE_TOTAL
 
 
 @functools.cache

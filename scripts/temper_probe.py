@@ -6,8 +6,8 @@ back from the file, and codes them again three ways: as shipped, tempered
 same coder (what the symbols cost once the coder's state is no longer empty;
 the difference from the first is the run of first-entry symbols the decoder
 reads last, which an empty state codes for nothing). Also the ideal bits under
-the shipped rows, and CPU seconds to choose, code and decode (each stage's
-table caches emptied first, as in a fresh process).
+the shipped rows, and CPU seconds to choose, code and decode (each call builds
+its own row models, as in a fresh process).
 
     python scripts/temper_probe.py ../shared/data/kodak/kodim07.png --quality 0 --effort 0
 """
@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from cdcodec.bitstream import ans, decode_latent, encode_latent, unpack
-from cdcodec.bitstream.entropy import _channel_rows, _check_prior, _coded_values, _model, _to_indices, choose_temperatures
+from cdcodec.bitstream.entropy import _channel_rows, _check_prior, _coded_values, _RowModels, _to_indices, choose_temperatures
 from cdcodec.codec.geometry import padded_size
 from cdcodec.codec.model import stage_prior
 from cdcodec.codec.pipeline import encode, get_model, read_latent_stages
@@ -33,11 +33,12 @@ def pushed_twice_bytes(tables, symbols, prior, grid) -> float:
     coded = _coded_values(tables, symbols, grid)
     groups = [(c, rows) for c, rows in _channel_rows(tables, coded, _check_prior(prior, tables.channels, symbols.shape[1]), grid) if rows]
     coder = ans.new_encoder()
+    models = _RowModels(tables)
     sizes = []
     for _ in range(2):
         for c, rows in reversed(groups):
             for r, positions in reversed(rows):
-                coder.encode_reverse(_to_indices(coded[c][positions], int(tables.offsets[r]), int(tables.sizes[r]))[0], _model(tables, r))
+                coder.encode_reverse(_to_indices(coded[c][positions], int(tables.offsets[r]), int(tables.sizes[r]))[0], models(r))
         sizes.append(coder.num_bits() / 8)
     return sizes[1] - sizes[0]
 
@@ -68,15 +69,10 @@ def main() -> None:
         prior = stage_prior(symbols[index - 1] if index else None, grid, stage.latent_channels)
         tables = codec.tables_for(index, parsed.header.stages[index].param)
         values = arrays[index]
-        tables.models.clear()
-        tables.tempered.clear()
         plain = encode_latent(values, tables, prior, grid)
         decoded, plain_s = timed(lambda: decode_latent(plain, tables, values.shape[1], prior, grid))
-        tables.models.clear()
         chosen, choose_s = timed(lambda: choose_temperatures(tables, values, prior, grid))
         tempered = encode_latent(values, tables, prior, grid, chosen)
-        tables.models.clear()
-        tables.tempered.clear()
         again, tempered_s = timed(lambda: decode_latent(tempered, tables, values.shape[1], prior, grid, tempered=True))
         assert np.array_equal(decoded, values) and np.array_equal(again, values)
         print(f"| {index + 1} | {tables.ideal_bits(values, prior, grid) / 8:.0f} | {len(plain)} | {pushed_twice_bytes(tables, values, prior, grid):.0f} | "
