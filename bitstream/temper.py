@@ -47,9 +47,9 @@ def temper_entries(frequencies: np.ndarray, lengths: np.ndarray, eighths: int, t
     """`temper_rows` on rows laid end to end: `frequencies` holds row after row, row i
     `lengths[i]` >= 1 entries summing to `total`; the tempered entries, int64, in the same places.
 
-    Why laid end to end: a shipped table is as wide as its widest row, and its rows
-    use 3.5 entries on average, so the (rows, width) form did forty times the work;
-    tempering a stage's whole table took seconds per temperature.
+    Why laid end to end: a shipped table is as wide as its widest row (up to 168
+    entries), and its rows use 3.5 on average, so the (rows, width) form worked on
+    dozens of times as many entries as the rows use.
     """
     if eighths not in EIGHTHS:
         raise ValueError(f"temperature must be one of {EIGHTHS} eighths, not {eighths}")
