@@ -16,6 +16,7 @@ import numpy as np
 
 from cdcodec.bench import metrics
 from cdcodec.bench.bdrate import bd_rate
+from cdcodec.bench.jsonfile import read_json
 from cdcodec.bench.metrics import to_db
 from cdcodec.bitstream import truncate, unpack
 from cdcodec.codec.pipeline import decode
@@ -40,3 +41,13 @@ def print_paired(first: dict, second: dict, names: tuple[str, str], key_names: s
     db = lambda m: np.array([to_db(v) for v in m])  # noqa: E731
     print(f"\nBD-rate {names[1]} against {names[0]}: PSNR {bd_rate(a[:, 0], a[:, 1], b[:, 0], b[:, 1]):+.2f}%  "
           f"MS-SSIM (dB) {bd_rate(a[:, 0], db(a[:, 2]), b[:, 0], db(b[:, 2])):+.2f}%")
+
+
+def print_compared_runs(paths, describe) -> None:
+    """Print two probe runs' files side by side (each a JSON object with "seconds per encode" and
+    "points" keyed "level stages"), each headed by `describe(run)`, then their BD-rate."""
+    runs = [read_json(path) for path in paths]
+    for path, run in zip(paths, runs):
+        print(f"{path.name}: {describe(run)}, {run['seconds per encode']:.1f} s per encode")
+    arms = [{tuple(int(v) for v in key.split()): points for key, points in run["points"].items()} for run in runs]
+    print_paired(arms[0], arms[1], tuple(path.name for path in paths), "level stages")

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cdcodec.bench.jsonfile import read_json
 from cdcodec.bitstream.entropy import TABLE_TOTAL, SymbolTables, choose_temperatures
 from cdcodec.bitstream.temper import NEUTRAL, temper_rows
 from cdcodec.codec import pipeline
@@ -42,7 +41,7 @@ from cdcodec.codec.allocator import keep_freed_memory
 from cdcodec.codec.pipeline import TUNINGS, encode, get_model
 
 from kodak_sample import kodak_sample
-from paired_points import add_prefix_points, print_paired
+from paired_points import add_prefix_points, print_compared_runs
 
 
 def tempered_to(tables: SymbolTables, symbols: np.ndarray, prior, grid) -> SymbolTables:
@@ -87,11 +86,7 @@ def main() -> None:
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BASE", "OTHER"), help="print two runs' points and BD-rates")
     args = parser.parse_args()
     if args.compare:
-        runs = [read_json(path) for path in args.compare]
-        for path, run in zip(args.compare, runs):
-            print(f"{path.name}: tempered {run['tempered']}, tune {run['tune']}, {run['seconds per encode']:.1f} s per encode")
-        arms = [{tuple(int(v) for v in key.split()): points for key, points in run["points"].items()} for run in runs]
-        print_paired(arms[0], arms[1], tuple(path.name for path in args.compare), "level stages")
+        print_compared_runs(args.compare, lambda run: f"tempered {run['tempered']}, tune {run['tune']}")
         return
     if args.out is None:
         parser.error("give --out (or --compare)")
