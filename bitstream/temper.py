@@ -48,8 +48,8 @@ def temper_entries(frequencies: np.ndarray, lengths: np.ndarray, eighths: int, t
     `lengths[i]` >= 1 entries summing to `total`; the tempered entries, int64, in the same places.
 
     Why laid end to end: a shipped table is as wide as its widest row (up to 168
-    entries), and its rows use 3.5 on average, so the (rows, width) form worked on
-    dozens of times as many entries as the rows use.
+    entries), and most rows use a handful, so the (rows, width) form worked mostly
+    on entries no row uses.
     """
     if eighths not in EIGHTHS:
         raise ValueError(f"temperature must be one of {EIGHTHS} eighths, not {eighths}")
