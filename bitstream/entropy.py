@@ -146,13 +146,14 @@ class SymbolTables:
         size = int(self.sizes[row])
         return self.pmfs[row, : size + 1].astype(np.float64) / TABLE_TOTAL
 
-    def row_entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The used entries of `rows` (regular symbols, then escape) laid end to end, and how
-        many each row has: the form `temper.temper_entries` tempers."""
+    def row_entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The used entries of `rows` (regular symbols, then escape) laid end to end, how
+        many each row has, and where each row starts: the entries and lengths are the form
+        `temper.temper_entries` tempers."""
         lengths = self.sizes[rows].astype(np.int64) + 1
         starts = np.cumsum(lengths) - lengths
         columns = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
-        return self.pmfs[np.repeat(rows, lengths), columns], lengths
+        return self.pmfs[np.repeat(rows, lengths), columns], lengths, starts
 
     def ideal_bits(self, symbols: np.ndarray, prior: np.ndarray | None = None, grid: tuple[int, int] | None = None) -> float:
         """Information content of `symbols` under these tables (escape payload included).
@@ -320,11 +321,10 @@ def encode_latent(
     the payload then begins with the context-coded channels' choices, and the
     decoder must be told so.
     """
-    symbols = _check_symbols(symbols, tables.channels)
-    if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
-        raise ValueError("latent values must fit in int16")
     eighths = _check_temperatures(tables, temperatures)
     symbols, prior, grid, coded, groups = _prepared(tables, symbols, prior, grid)
+    if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
+        raise ValueError("latent values must fit in int16")
     coder = ans.new_encoder()
     raw_model = constriction.stream.model.Uniform(_RAW_SIZE)
     models, residual_models = _RowModels(tables), _RowModels(tables.residuals)
@@ -387,8 +387,7 @@ def _tempered_bits(tables: SymbolTables, counted: list[tuple[int, np.ndarray]]) 
     if not counted:
         return np.zeros((0, len(EIGHTHS)))
     rows = np.concatenate([c * tables.contexts + np.flatnonzero(counts.any(axis=1)) for c, counts in counted])
-    entries, lengths = tables.row_entries(rows)
-    starts = np.cumsum(lengths) - lengths
+    entries, lengths, starts = tables.row_entries(rows)
     where, how_many = [], []  # per channel: its counted entries' places in `entries`, and their counts
     first_row = 0
     for _, counts in counted:
@@ -400,8 +399,8 @@ def _tempered_bits(tables: SymbolTables, counted: list[tuple[int, np.ndarray]]) 
     bits = np.zeros((len(counted), len(EIGHTHS)))
     for k, eighths in enumerate(EIGHTHS):
         tempered = temper_entries(entries, lengths, eighths, TABLE_TOTAL)
-        for g, (places, counts) in enumerate(zip(where, how_many)):
-            bits[g, k] = -float(counts @ np.log2(tempered[places] / TABLE_TOTAL))
+        for g, (places, times) in enumerate(zip(where, how_many)):
+            bits[g, k] = -float(times @ np.log2(tempered[places] / TABLE_TOTAL))
     return bits
 
 
@@ -655,10 +654,9 @@ class _RowModels:
             return tables.probabilities(row)
         channel, context = divmod(row, tables.contexts)
         if self.tempered_key != (channel, eighths):
-            entries, lengths = tables.row_entries(np.arange(channel * tables.contexts, (channel + 1) * tables.contexts))
+            entries, lengths, self.starts = tables.row_entries(np.arange(channel * tables.contexts, (channel + 1) * tables.contexts))
             self.tempered_key = (channel, eighths)
             self.tempered = temper_entries(entries, lengths, eighths, TABLE_TOTAL)
-            self.starts = np.cumsum(lengths) - lengths
         start = int(self.starts[context])
         return self.tempered[start : start + int(tables.sizes[row]) + 1] / TABLE_TOTAL
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from pathlib import Path
 
 import click
@@ -146,12 +147,15 @@ def encode(
 ) -> None:
     """Compress an image (any Pillow-readable file) into a .cdc file.
 
+    A photo's EXIF orientation is applied to its pixels; a colour profile is not
+    kept (a warning says so when it is not sRGB).
+
     Without --lossless or --max-error the file holds only lossy stages; with
     either, `decode` gives the exact (or within-D) image while `decode --stages K`
     still gives lossy stage K. The smallest exact files sit on one coarse lossy
     stage: --lossless --stages 1 --quality 0.
     """
-    from ..codec.images import load_image
+    from ..codec.images import ColourProfileWarning, load_image
     from ..codec.pipeline import encode as encode_image
 
     if lossless and max_error is not None:
@@ -159,7 +163,11 @@ def encode(
     if not input_path.is_file():
         raise CliError(f"{input_path} is not a file")
     check_output_path(output, force, input_path)
-    pixels = load_image(input_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ColourProfileWarning)
+        pixels = load_image(input_path)
+    for warning in caught:
+        report(f"cdcodec: warning: {warning.message}")
     data = encode_image(
         pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error, quality=quality, search_rounds=effort,
         tune=tune, temper=temper,

@@ -4,18 +4,34 @@ The codec codes 8-bit grayscale and 8-bit RGB. Other inputs are converted only
 where the conversion loses nothing (palette to RGB, bilevel to grayscale, an
 alpha channel that is fully opaque); anything else is refused with a clear
 message rather than silently changed.
+
+Two things a photo carries besides its pixels decide how it looks:
+- An EXIF orientation (cameras and phones store the sensor's rows and a tag
+  saying how to turn them). The pixels are turned as the tag says, a lossless
+  permutation, so the decoded PNG, which carries no tag, looks like the original.
+- An ICC colour profile. A .cdc file carries none, and a decoded PNG is read as
+  sRGB; a profile that is not sRGB (Display P3 from phones, Adobe RGB) would
+  change the colours without a word, so it raises `ColourProfileWarning`.
 """
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+EXIF_ORIENTATION = 0x0112
 
 
 class UnsupportedImageError(ValueError):
     """The input is not an image the codec can code without losing information."""
+
+
+class ColourProfileWarning(UserWarning):
+    """The input's ICC profile is not sRGB: its pixels are coded as they are, and the profile is not kept."""
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -47,6 +63,14 @@ def image_to_array(image) -> np.ndarray:
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
+    if img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        img = ImageOps.exif_transpose(img)  # a turned copy: the caller's image stays as it was
+    pixels = _mode_to_array(img)
+    _warn_unless_srgb(img.info.get("icc_profile"))  # only for an image that will be coded
+    return pixels
+
+
+def _mode_to_array(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("RGB", "L"):
         return image_to_array(np.asarray(img))
@@ -64,6 +88,27 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         raise UnsupportedImageError(f"{mode} images (more than 8 bits per sample) are not supported")
     raise UnsupportedImageError(f"image mode {mode} is not supported (use 8-bit RGB or grayscale)")
+
+
+def _warn_unless_srgb(icc: bytes | None) -> None:
+    """Warn when an embedded ICC profile is not sRGB (judged by its description, as the
+    profiles' own names are the only thing sRGB profiles from different makers share)."""
+    if not icc:
+        return
+    try:
+        from PIL import ImageCms  # needs Pillow's littlecms, which its wheels include
+    except ImportError:
+        description = "unread: this Pillow has no ImageCms"
+    else:
+        try:
+            description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            description = "unreadable"
+    if "srgb" not in description.lower():
+        warnings.warn(
+            ColourProfileWarning(f"the image's colour profile ({description}) is not kept: the decoded image is read as sRGB"),
+            stacklevel=5,  # the caller of load_image or pipeline.encode
+        )
 
 
 def _drop_opaque_alpha(rgba: np.ndarray) -> np.ndarray:

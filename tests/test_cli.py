@@ -137,6 +137,19 @@ def test_bad_image_input(runner, tmp_path, tiny_weights):
     assert missing.exit_code == 1
 
 
+def test_a_colour_profile_that_is_not_kept_is_said_in_one_line(runner, tmp_path, tiny_weights):
+    from PIL import ImageCms
+
+    src = tmp_path / "wide.png"
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.fromarray(smooth_image(30, 44, seed=5)).save(src, icc_profile=lab)
+    result = runner.invoke(cli, ["encode", str(src), str(tmp_path / "x.cdc"), "--model", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == ["cdcodec: warning: the image's colour profile (Lab identity built-in) is not kept: the decoded image is read as sRGB"]
+    assert (tmp_path / "x.cdc").stat().st_size > 0
+
+
 def test_existing_output_needs_force(runner, photo, encoded, tiny_weights):
     before = encoded.read_bytes()
     refused = runner.invoke(cli, ["encode", str(photo), str(encoded), "--stages", "1", "--model", str(tiny_weights)])
