@@ -147,15 +147,16 @@ def encode(
 ) -> None:
     """Compress an image (any Pillow-readable file) into a .cdc file.
 
-    A photo's EXIF orientation is applied to its pixels; a colour profile is not
-    kept (a warning says so when it is not sRGB).
+    A photo's EXIF orientation is applied to its pixels. A colour profile is not
+    kept (a warning says so when it is not sRGB), and of several frames only the
+    first is coded (a warning says so too).
 
     Without --lossless or --max-error the file holds only lossy stages; with
     either, `decode` gives the exact (or within-D) image while `decode --stages K`
     still gives lossy stage K. The smallest exact files sit on one coarse lossy
     stage: --lossless --stages 1 --quality 0.
     """
-    from ..codec.images import ColourProfileWarning, load_image
+    from ..codec.images import NotKeptWarning, load_image
     from ..codec.pipeline import encode as encode_image
 
     if lossless and max_error is not None:
@@ -164,10 +165,10 @@ def encode(
         raise CliError(f"{input_path} is not a file")
     check_output_path(output, force, input_path)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ColourProfileWarning)
+        warnings.simplefilter("always", NotKeptWarning)
         pixels = load_image(input_path)
     for warning in caught:
-        report(f"cdcodec: warning: {warning.message}")
+        report(f"cdcodec: warning: {str(warning.message).strip()}")
     data = encode_image(
         pixels, stages=stages, model=model_id, lossless=lossless, max_error=max_error, quality=quality, search_rounds=effort,
         tune=tune, temper=temper,

@@ -5,18 +5,21 @@ where the conversion loses nothing (palette to RGB, bilevel to grayscale, an
 alpha channel that is fully opaque); anything else is refused with a clear
 message rather than silently changed.
 
-Two things a photo carries besides its pixels decide how it looks:
+What a file carries besides one frame of pixels:
 - An EXIF orientation (cameras and phones store the sensor's rows and a tag
   saying how to turn them). The pixels are turned as the tag says, a lossless
   permutation, so the decoded PNG, which carries no tag, looks like the original.
 - An ICC colour profile. A .cdc file carries none, and a decoded PNG is read as
   sRGB; a profile that is not sRGB (Display P3 from phones, Adobe RGB) would
-  change the colours without a word, so it raises `ColourProfileWarning`.
+  change the colours without a word, so it raises `NotKeptWarning`.
+- More frames (an animation, a multi-page TIFF): the first is coded, and the
+  others raise `NotKeptWarning`.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -25,21 +28,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 EXIF_ORIENTATION = 0x0112
 
+# Pillow's raw modes of samples wider than 8 bits that it decodes into an 8-bit mode
+# (a 16-bit RGB PNG or TIFF opens as "RGB", a 16-bit RGBA or gray-alpha PNG as "RGBA"),
+# cutting every sample to its top 8 bits. "BGR;16" and "BGR;15" are 16-bit BMP pixels,
+# 5 or 6 bits per sample, and do not match.
+_DEEP_RAW_MODE = re.compile(r"(RGBA?|RGBX|LA|L|I);(16|32)")
+
 
 class UnsupportedImageError(ValueError):
     """The input is not an image the codec can code without losing information."""
 
 
-class ColourProfileWarning(UserWarning):
-    """The input's ICC profile is not sRGB: its pixels are coded as they are, and the profile is not kept."""
+class NotKeptWarning(UserWarning):
+    """The input carries something that changes what it shows and that a .cdc file does not keep
+    (a colour profile other than sRGB, more frames): its first frame's pixels are coded as they are."""
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read any Pillow-readable file as uint8 (H, W) grayscale or (H, W, 3) RGB."""
     try:
         with Image.open(path) as img:
-            img.load()
-            return image_to_array(img)
+            return image_to_array(img)  # decodes the file, so its errors are caught here too
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"cannot read image {path}: {exc}") from None
 
@@ -63,10 +72,15 @@ def image_to_array(image) -> np.ndarray:
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
-    if img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+    _refuse_deep_samples(img)  # first: reading a PNG's EXIF decodes it, and then its raw mode is gone
+    frames, icc = getattr(img, "n_frames", 1), img.info.get("icc_profile")
+    if _exif_orientation(img) != 1:
         img = ImageOps.exif_transpose(img)  # a turned copy: the caller's image stays as it was
     pixels = _mode_to_array(img)
-    _warn_unless_srgb(img.info.get("icc_profile"))  # only for an image that will be coded
+    # Warnings only for an image that will be coded:
+    _warn_unless_srgb(icc)
+    if frames > 1:
+        warnings.warn(NotKeptWarning(f"only the first of the image's {frames} frames is coded"), stacklevel=4)
     return pixels
 
 
@@ -90,6 +104,27 @@ def _mode_to_array(img: Image.Image) -> np.ndarray:
     raise UnsupportedImageError(f"image mode {mode} is not supported (use 8-bit RGB or grayscale)")
 
 
+def _exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag, 1 (as stored) where there is none or the EXIF block is corrupt:
+    a viewer shows such a file unturned, and its pixels are what the user sees."""
+    try:
+        return int(img.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # Pillow's EXIF parser raises SyntaxError, struct.error, ... on broken blocks
+        return 1
+
+
+def _refuse_deep_samples(img: Image.Image) -> None:
+    """Refuse a file whose samples are wider than 8 bits even where Pillow opens it in an 8-bit
+    mode: coding its cut samples would change it silently, and `--lossless` would not be.
+    Seen only before the image is decoded (its tiles are dropped then)."""
+    for tile in getattr(img, "tile", ()):  # only a file opened and not yet decoded has tiles
+        args = tile[3]
+        raw_mode = args if isinstance(args, str) else next(iter(args or ()), None)
+        found = _DEEP_RAW_MODE.match(raw_mode) if isinstance(raw_mode, str) else None
+        if found:
+            raise UnsupportedImageError(f"{found.group(2)}-bit images (more than 8 bits per sample) are not supported")
+
+
 def _warn_unless_srgb(icc: bytes | None) -> None:
     """Warn when an embedded ICC profile is not sRGB (judged by its description, as the
     profiles' own names are the only thing sRGB profiles from different makers share)."""
@@ -106,7 +141,7 @@ def _warn_unless_srgb(icc: bytes | None) -> None:
             description = "unreadable"
     if "srgb" not in description.lower():
         warnings.warn(
-            ColourProfileWarning(f"the image's colour profile ({description}) is not kept: the decoded image is read as sRGB"),
+            NotKeptWarning(f"the image's colour profile ({description}) is not kept: the decoded image is read as sRGB"),
             stacklevel=5,  # the caller of load_image or pipeline.encode
         )
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdcodec.codec.images import ColourProfileWarning, UnsupportedImageError, image_to_array, load_image
+from cdcodec.codec.images import NotKeptWarning, UnsupportedImageError, image_to_array, load_image
 
 
 def test_rgb_and_grayscale_pass_through():
@@ -70,6 +70,14 @@ def test_exif_orientation_leaves_the_callers_image_alone():
     assert np.array_equal(np.asarray(img), stored) and img.getexif().get(0x0112) == 3
 
 
+def test_a_corrupt_exif_block_leaves_the_pixels_as_stored(tmp_path):
+    stored = np.random.default_rng(5).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    for fmt in ("PNG", "WEBP"):
+        path = tmp_path / f"broken.{fmt.lower()}"
+        Image.fromarray(stored).save(path, format=fmt, exif=b"Exif\x00\x00not a TIFF header", lossless=True)
+        assert np.array_equal(load_image(path), stored)
+
+
 def _profile(name: str) -> bytes:
     from PIL import ImageCms
 
@@ -80,10 +88,10 @@ def test_a_profile_other_than_srgb_is_coded_as_is_with_a_warning(tmp_path):
     rgb = np.random.default_rng(3).integers(0, 256, (5, 5, 3), dtype=np.uint8)
     path = tmp_path / "lab.png"
     Image.fromarray(rgb).save(path, icc_profile=_profile("LAB"))
-    with pytest.warns(ColourProfileWarning, match="not kept"):
+    with pytest.warns(NotKeptWarning, match="not kept"):
         assert np.array_equal(load_image(path), rgb)
     Image.fromarray(rgb).save(path, icc_profile=b"not a profile")
-    with pytest.warns(ColourProfileWarning, match="unreadable"):
+    with pytest.warns(NotKeptWarning, match="unreadable"):
         load_image(path)
 
 
@@ -93,7 +101,7 @@ def test_srgb_or_no_profile_raises_no_warning(tmp_path, recwarn):
     Image.fromarray(rgb).save(tmp_path / "plain.png")
     load_image(tmp_path / "srgb.png")
     load_image(tmp_path / "plain.png")
-    assert not [w for w in recwarn if issubclass(w.category, ColourProfileWarning)]
+    assert not [w for w in recwarn if issubclass(w.category, NotKeptWarning)]
 
 
 def test_a_refused_image_gives_its_error_not_a_profile_warning(recwarn):
@@ -102,3 +110,63 @@ def test_a_refused_image_gives_its_error_not_a_profile_warning(recwarn):
     with pytest.raises(UnsupportedImageError, match="8 bits"):
         image_to_array(img)
     assert not recwarn.list
+
+
+def _png_16_bit(path, samples: np.ndarray, colour_type: int) -> None:
+    """A 16-bit PNG written chunk by chunk: Pillow writes no 16-bit colour PNGs."""
+    import struct
+    import zlib
+
+    h, w = samples.shape[:2]
+    big_endian = samples.astype(">u2").reshape(h, -1)
+    scanlines = b"".join(b"\x00" + row.tobytes() for row in big_endian)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("colour_type", "channels"), [(2, 3), (6, 4), (4, 2)])
+def test_sixteen_bit_colour_is_refused_though_pillow_opens_it_as_8_bit(tmp_path, colour_type, channels):
+    samples = np.full((3, 4, channels), 0x1234)
+    path = tmp_path / "deep.png"
+    _png_16_bit(path, samples, colour_type)
+    with Image.open(path) as img:
+        assert img.mode in ("RGB", "RGBA")  # what Pillow makes of it: the top 8 bits of each sample
+    with pytest.raises(UnsupportedImageError, match="16-bit images"):
+        load_image(path)
+
+
+def test_sixteen_bit_bmp_pixels_are_8_bit_samples_and_pass(tmp_path):
+    """A 16-bit BMP packs 5 bits per sample (Pillow's raw mode "BGR;15"): nothing is cut."""
+    import struct
+
+    w, h = 2, 2
+    pixels = np.array([[0x7C00, 0x03E0], [0x001F, 0x7FFF]], dtype="<u2")  # red, green / blue, white
+    rows = b"".join(row.tobytes() for row in pixels[::-1])  # bottom row first, each 4 bytes already
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 0, len(rows), 2835, 2835, 0, 0)
+    path = tmp_path / "five.bmp"
+    path.write_bytes(b"BM" + struct.pack("<IHHI", 14 + 40 + len(rows), 0, 0, 54) + info + rows)
+    pixels = load_image(path)
+    assert pixels.shape == (2, 2, 3)
+    assert pixels[0, 0, 0] > 240 and pixels[0, 0, 1:].max() == 0
+
+
+def test_a_truncated_file_is_refused_as_unreadable(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(UnsupportedImageError, match="cannot read image"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("name", ["moving.gif", "moving.png", "pages.tif"])
+def test_only_the_first_frame_is_coded_and_the_rest_is_said(tmp_path, name):
+    frames = [Image.fromarray(np.full((4, 5, 3), 60 * i, dtype=np.uint8)) for i in range(3)]
+    path = tmp_path / name
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.warns(NotKeptWarning, match="first of the image's 3 frames"):
+        pixels = load_image(path)
+    assert np.array_equal(pixels, np.asarray(frames[0]))
