@@ -1,4 +1,5 @@
-"""Input images: which modes are coded, which are converted losslessly, which are refused; EXIF orientation and colour profiles."""
+"""Input images: which modes are coded, which are converted losslessly, which are refused; what is said
+of what a file carries besides its first frame's pixels (EXIF orientation, colour profile, more frames)."""
 
 from __future__ import annotations
 
@@ -139,13 +140,13 @@ def test_sixteen_bit_colour_is_refused_though_pillow_opens_it_as_8_bit(tmp_path,
         load_image(path)
 
 
-def test_sixteen_bit_bmp_pixels_are_8_bit_samples_and_pass(tmp_path):
+def test_a_16_bit_bmp_holds_5_bit_samples_and_is_coded(tmp_path):
     """A 16-bit BMP packs 5 bits per sample (Pillow's raw mode "BGR;15"): nothing is cut."""
     import struct
 
     w, h = 2, 2
-    pixels = np.array([[0x7C00, 0x03E0], [0x001F, 0x7FFF]], dtype="<u2")  # red, green / blue, white
-    rows = b"".join(row.tobytes() for row in pixels[::-1])  # bottom row first, each 4 bytes already
+    packed = np.array([[0x7C00, 0x03E0], [0x001F, 0x7FFF]], dtype="<u2")  # red, green / blue, white
+    rows = b"".join(row.tobytes() for row in packed[::-1])  # bottom row first, each 4 bytes already
     info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 0, len(rows), 2835, 2835, 0, 0)
     path = tmp_path / "five.bmp"
     path.write_bytes(b"BM" + struct.pack("<IHHI", 14 + 40 + len(rows), 0, 0, 54) + info + rows)
