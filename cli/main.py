@@ -185,15 +185,16 @@ def encode(
 @_force_option
 @handle_errors
 def decode(input_path: Path, output: Path, stages: int | None, model_id: str | None, force: bool) -> None:
-    """Decompress a .cdc file to PNG."""
-    from ..codec.images import save_png
+    """Decompress a .cdc file to an image: PNG, or BMP, PPM/PNM or TIFF by OUTPUT's suffix."""
+    from ..codec.images import output_format, save_image
     from ..codec.pipeline import decode as decode_image
 
     data = read_input(input_path)
+    image_format = output_format(output)
     check_output_path(output, force, input_path)
     pixels = decode_image(data, stages=stages, model=model_id)
     with atomic_output(output) as tmp:
-        save_png(pixels, tmp)
+        save_image(pixels, tmp, image_format)
     info = describe_file(data)
     used = info["stages_present"] if stages is None else stages
     report(f"decoded {info['width']}x{info['height']} using {used} of {info['stages_present']} stages")

@@ -8,8 +8,8 @@ message rather than silently changed.
 What a file carries besides one frame of pixels:
 - An EXIF orientation (cameras and phones store the sensor's rows and a tag
   saying how to turn them). The pixels are turned as the tag says, a lossless
-  permutation, so the decoded PNG, which carries no tag, looks like the original.
-- An ICC colour profile. A .cdc file carries none, and a decoded PNG is read as
+  permutation, so the decoded image, which carries no tag, looks like the original.
+- An ICC colour profile. A .cdc file carries none, and a decoded image is read as
   sRGB; a profile that is not sRGB (Display P3 from phones, Adobe RGB) would
   change the colours without a word, so it raises `NotKeptWarning`.
 - More frames (an animation, a multi-page TIFF): the first is coded, and the
@@ -152,5 +152,24 @@ def _drop_opaque_alpha(rgba: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgba[..., :3])
 
 
-def save_png(array: np.ndarray, path: str | Path) -> None:
-    Image.fromarray(array).save(path, format="PNG")
+# The formats a decoded image is written in, by the output's suffix: all lossless, so the
+# file holds exactly the decoded pixels (a .cdc decoded to JPEG or WebP would be coded twice).
+# A name without a suffix gets PNG. Netpbm is written as P6 for colour and P5 for gray.
+OUTPUT_FORMATS = {".png": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pnm": "PPM", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def output_format(path: str | Path) -> str:
+    """The format `save_image` writes to `path`; a clear error for a suffix it does not write,
+    checked before decoding so that nothing is written."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    if suffix not in OUTPUT_FORMATS:
+        known = ", ".join(OUTPUT_FORMATS)
+        raise UnsupportedImageError(f"cannot write a {suffix} file: decoded images are written lossless, as {known}")
+    return OUTPUT_FORMATS[suffix]
+
+
+def save_image(array: np.ndarray, path: str | Path, image_format: str = "PNG") -> None:
+    """Write uint8 (H, W) or (H, W, 3) pixels in `image_format` (one of OUTPUT_FORMATS' values)."""
+    Image.fromarray(array).save(path, format=image_format)

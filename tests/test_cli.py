@@ -52,6 +52,28 @@ def test_decode_all_and_some_stages(runner, encoded, tiny_weights, tmp_path):
         assert np.asarray(Image.open(out)).shape == (30, 44, 3)
 
 
+@pytest.mark.parametrize("name", ["out.PNG", "out", "out.bmp", "out.ppm", "out.pnm", "out.tif", "out.tiff"])
+def test_decode_writes_the_lossless_format_its_suffix_names(runner, encoded, tiny_weights, tmp_path, name):
+    reference = tmp_path / "reference.png"
+    assert runner.invoke(cli, ["decode", str(encoded), str(reference), "--model", str(tiny_weights)]).exit_code == 0
+    out = tmp_path / name
+    result = runner.invoke(cli, ["decode", str(encoded), str(out), "--model", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    expected = {".png": "PNG", "": "PNG", ".bmp": "BMP", ".ppm": "PPM", ".pnm": "PPM", ".tif": "TIFF", ".tiff": "TIFF"}
+    with Image.open(out) as written:
+        assert written.format == expected[out.suffix.lower()]
+        assert np.array_equal(np.asarray(written), np.asarray(Image.open(reference)))
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.webp", "out.cdc"])
+def test_decode_refuses_a_lossy_or_unknown_suffix_before_writing(runner, encoded, tiny_weights, tmp_path, name):
+    out, before = tmp_path / name, sorted(tmp_path.iterdir())
+    result = runner.invoke(cli, ["decode", str(encoded), str(out), "--model", str(tiny_weights)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [f"cdcodec: error: cannot write a {out.suffix} file: decoded images are written lossless, as .png, .bmp, .ppm, .pnm, .tif, .tiff"]
+    assert sorted(tmp_path.iterdir()) == before
+
+
 def test_info_json(runner, encoded):
     result = runner.invoke(cli, ["info", str(encoded), "--json"])
     assert result.exit_code == 0
