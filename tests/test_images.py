@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdcodec.codec.images import NotKeptWarning, UnsupportedImageError, image_to_array, load_image
+from cdcodec.codec.images import (
+    OUTPUT_FORMATS,
+    NotKeptWarning,
+    UnsupportedImageError,
+    image_to_array,
+    load_image,
+    output_format,
+    save_image,
+)
 
 
 def test_rgb_and_grayscale_pass_through():
@@ -171,3 +179,18 @@ def test_only_the_first_frame_is_coded_and_the_rest_is_said(tmp_path, name):
     with pytest.warns(NotKeptWarning, match="first of the image's 3 frames"):
         pixels = load_image(path)
     assert np.array_equal(pixels, np.asarray(frames[0]))
+
+
+@pytest.mark.parametrize("suffix", sorted(OUTPUT_FORMATS))
+def test_every_output_format_holds_the_pixels_exactly(tmp_path, suffix):
+    rng = np.random.default_rng(6)
+    for pixels in (rng.integers(0, 256, (5, 7), dtype=np.uint8), rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)):
+        path = tmp_path / f"out{suffix}"
+        save_image(pixels, path, output_format(path))
+        assert np.array_equal(load_image(path), pixels)
+
+
+def test_a_lossy_output_suffix_is_refused():
+    with pytest.raises(UnsupportedImageError, match="cannot write a .jpg file"):
+        output_format("out.JPG")
+    assert output_format("out") == "PNG"
