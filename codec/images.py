@@ -1,4 +1,5 @@
-"""Reading user images into the 8-bit arrays the codec works on, and writing them back.
+"""Reading user images into the 8-bit arrays the codec works on, and writing them back
+(in a lossless format, `OUTPUT_FORMATS`).
 
 The codec codes 8-bit grayscale and 8-bit RGB. Other inputs are converted only
 where the conversion loses nothing (palette to RGB, bilevel to grayscale, an
@@ -36,7 +37,7 @@ _DEEP_RAW_MODE = re.compile(r"(RGBA?|RGBX|LA|L|I);(16|32)")
 
 
 class UnsupportedImageError(ValueError):
-    """The input is not an image the codec can code without losing information."""
+    """An input the codec cannot code without losing information, or an output it does not write."""
 
 
 class NotKeptWarning(UserWarning):
