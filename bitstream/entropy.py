@@ -386,16 +386,16 @@ def _tempered_bits(tables: SymbolTables, counted: list[tuple[int, np.ndarray]]) 
     every channel's together, one temperature at a time."""
     if not counted:
         return np.zeros((0, len(EIGHTHS)))
-    rows = np.concatenate([c * tables.contexts + np.flatnonzero(counts.any(axis=1)) for c, counts in counted])
-    entries, lengths, starts = tables.row_entries(rows)
+    coding = [np.flatnonzero(counts.any(axis=1)) for _, counts in counted]  # per channel: its rows that code something
+    entries, lengths, starts = tables.row_entries(np.concatenate([c * tables.contexts + k for (c, _), k in zip(counted, coding)]))
     where, how_many = [], []  # per channel: its counted entries' places in `entries`, and their counts
     first_row = 0
-    for _, counts in counted:
-        used = counts[counts.any(axis=1)]
+    for (_, counts), k in zip(counted, coding):
+        used = counts[k]
         row, column = np.nonzero(used)
         where.append(starts[first_row + row] + column)
         how_many.append(used[row, column])
-        first_row += used.shape[0]
+        first_row += k.size
     bits = np.zeros((len(counted), len(EIGHTHS)))
     for k, eighths in enumerate(EIGHTHS):
         tempered = temper_entries(entries, lengths, eighths, TABLE_TOTAL)

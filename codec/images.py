@@ -78,8 +78,10 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     if _exif_orientation(img) != 1:
         img = ImageOps.exif_transpose(img)  # a turned copy: the caller's image stays as it was
     pixels = _mode_to_array(img)
-    # Warnings only for an image that will be coded:
-    _warn_unless_srgb(icc)
+    # Warnings only for an image that will be coded, pointing at the caller of load_image or pipeline.encode:
+    profile = _profile_not_srgb(icc)
+    if profile:
+        warnings.warn(NotKeptWarning(f"the image's colour profile ({profile}) is not kept: the decoded image is read as sRGB"), stacklevel=4)
     if frames > 1:
         warnings.warn(NotKeptWarning(f"only the first of the image's {frames} frames is coded"), stacklevel=4)
     return pixels
@@ -126,11 +128,12 @@ def _refuse_deep_samples(img: Image.Image) -> None:
             raise UnsupportedImageError(f"{found.group(2)}-bit images (more than 8 bits per sample) are not supported")
 
 
-def _warn_unless_srgb(icc: bytes | None) -> None:
-    """Warn when an embedded ICC profile is not sRGB (judged by its description, as the
-    profiles' own names are the only thing sRGB profiles from different makers share)."""
+def _profile_not_srgb(icc: bytes | None) -> str | None:
+    """The description of an embedded ICC profile that is not sRGB, None for none or sRGB (judged
+    by the description, as the profiles' own names are the only thing sRGB profiles from
+    different makers share)."""
     if not icc:
-        return
+        return None
     try:
         from PIL import ImageCms  # needs Pillow's littlecms, which its wheels include
     except ImportError:
@@ -140,11 +143,7 @@ def _warn_unless_srgb(icc: bytes | None) -> None:
             description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
         except (ImageCms.PyCMSError, OSError, ValueError):
             description = "unreadable"
-    if "srgb" not in description.lower():
-        warnings.warn(
-            NotKeptWarning(f"the image's colour profile ({description}) is not kept: the decoded image is read as sRGB"),
-            stacklevel=5,  # the caller of load_image or pipeline.encode
-        )
+    return None if "srgb" in description.lower() else description
 
 
 def _drop_opaque_alpha(rgba: np.ndarray) -> np.ndarray:
