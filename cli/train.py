@@ -30,6 +30,9 @@ from .output import CliError
 # Options the training commands share.
 _data_option = click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (never the evaluation set).")
 _device_option = click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+_precision_option = click.option(
+    "--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+    help="Arithmetic of a training step: bf16 runs it under bfloat16 autocast (float32 weights); auto is bf16 on cuda, fp32 on cpu.")
 _threads_option = click.option("--threads", default=None, type=int, help="CPU threads for torch (default: torch's choice).")
 _work_dir_option = click.option("--work-dir", type=click.Path(path_type=Path), default=None, help="Checkpoint folder (default ~/.cache/cdcodec/train/MODEL_ID).")
 _out_option = click.option("--out", type=click.Path(path_type=Path), default=None, help="Where to write the finished weights.")
@@ -47,6 +50,7 @@ def _fine_tune_options(command):
         click.option("--metric", type=_METRICS, default="mse", show_default=True, help="Distortion to lower (as for train)."),
         _ms_ssim_share_option,
         _device_option,
+        _precision_option,
         _threads_option,
         click.option("--seed", default=0, show_default=True),
         _work_dir_option,
@@ -81,6 +85,7 @@ def _start_run(metric: str, ms_ssim_share: float | None, threads: int | None, mo
 @click.option("--crop", default=128, show_default=True, help="Crop side in pixels.")
 @click.option("--lr", default=5e-4, show_default=True, help="Learning rate of the nonlinear parts.")
 @_device_option
+@_precision_option
 @_threads_option
 @_work_dir_option
 @_out_option
@@ -92,7 +97,7 @@ def _start_run(metric: str, ms_ssim_share: float | None, threads: int | None, mo
 @_ms_ssim_share_option
 @click.option("--init", "init_model", default=None, help="Fine-tune this model (a shipped model id or a .safetensors path) instead of starting from scratch; same --arch.")
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest (e.g. how the run was interrupted).")
-def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, ms_ssim_share, init_model, note) -> None:
+def train(data_dir, model_id, arch, steps, batch, crop, lr, device, precision, threads, work_dir, out, install, make_default, seed, intermediate_loss, metric, ms_ssim_share, init_model, note) -> None:
     """Train a model stage by stage (resumes from --work-dir)."""
     from ..codec.pipeline import get_model
     from ..codec.presets import preset_config
@@ -107,7 +112,8 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
         start_from = get_model(init_model).codec if init_model else None
     except (ValueError, LookupError, FileNotFoundError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric, ms_ssim_share=share)
+    settings = TrainSettings(steps_per_stage=steps_per_stage, batch=batch, crop=crop, lr=lr, seed=seed, intermediate_loss=intermediate_loss, metric=metric, ms_ssim_share=share,
+                             precision=precision)
     try:
         check_settings(settings, config, start_from)
     except ValueError as exc:
@@ -122,13 +128,16 @@ def train(data_dir, model_id, arch, steps, batch, crop, lr, device, threads, wor
 
 def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, settings: dict, device: str, started: float, work_dir: Path, note: str | None) -> dict:
     """What the manifest records of a training run: the command as typed, its data,
-    settings, device, time and the run's log."""
+    settings, device and the arithmetic it trained in, time and the run's log."""
+    from ..codec.training.precision import arithmetic_name
+
     record = {
         "command": f"cdcodec {command} " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
         "data": str(data_dir),
         "fine_tuned_from": fine_tuned_from,
         "settings": settings,
         "device": _device_record(device),
+        "arithmetic": arithmetic_name(device, settings.get("precision", "auto")),
         "seconds_this_invocation": round(time.time() - started),
         "log": json.loads((work_dir / "log.json").read_text()),
     }
@@ -149,7 +158,7 @@ def _training_record(command: str, data_dir: Path, fine_tuned_from: str | None, 
 @_install_option
 @_default_option
 @click.option("--note", default=None, help="With --install: a remark recorded in the manifest.")
-def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refine_layers, stage_list, ms_ssim_share, device, threads, seed, work_dir, out, install, make_default, note) -> None:
+def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refine_layers, stage_list, ms_ssim_share, device, precision, threads, seed, work_dir, out, install, make_default, note) -> None:
     """Make a model whose refine CNNs know the quality level, from trained MODEL.
 
     The new model's refine CNNs see the quality level as an extra input and are
@@ -168,7 +177,8 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
     work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
     try:
         trained = None if stage_list is None else _parse_numbers(stage_list, "--stages")
-        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=share, stages=trained)
+        settings = RefineSettings(steps=steps, batch=batch, crop=crop, lr=lr, seed=seed, metric=metric, ms_ssim_share=share, stages=trained,
+                                  precision=precision)
         list_images(data_dir)
         codec = with_quality_input(get_model(model).codec, model_id)
         if refine_layers is not None:
@@ -200,7 +210,7 @@ def train_refine(model, data_dir, model_id, steps, batch, crop, lr, metric, refi
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branch and refine CNN.")
 @click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transform.")
 @_fine_tune_options
-def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, threads, seed, work_dir, out) -> None:
+def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, precision, threads, seed, work_dir, out) -> None:
     """Fine-tune one stage of trained MODEL at every quality level, the others frozen.
 
     The whole stage trains (transform, encoder branch, refine CNN, rate model;
@@ -217,7 +227,7 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
     work_dir, out, share = _start_run(metric, ms_ssim_share, threads, model_id, work_dir, out)
     try:
         settings = StageTuneSettings(stage=stage, steps=steps, levels=levels, batch=batch, crop=crop, lr=lr, transform_lr=transform_lr, seed=seed,
-                                     metric=metric, ms_ssim_share=share)
+                                     metric=metric, ms_ssim_share=share, precision=precision)
         list_images(data_dir)
         source = get_model(model).codec
         if stage > source.num_stages:
@@ -242,7 +252,7 @@ def train_stage(model, data_dir, model_id, stage, overlap, steps, levels, batch,
 @click.option("--lr", default=2.5e-4, show_default=True, help="Learning rate of the encoder branches and refine CNNs.")
 @click.option("--transform-lr", default=1e-4, show_default=True, help="Learning rate of the block transforms.")
 @_fine_tune_options
-def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, threads, seed, work_dir, out) -> None:
+def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, crop, lr, transform_lr, metric, ms_ssim_share, device, precision, threads, seed, work_dir, out) -> None:
     """Fine-tune every stage of trained MODEL at once, with a loss at every stage.
 
     Each stage's loss is its rate plus λ times its distortion, as in
@@ -264,7 +274,7 @@ def train_joint(model, data_dir, model_id, steps, stage_weights, levels, batch, 
         if len(weights) != source.num_stages:
             raise ValueError(f"{source.config.model_id} has {source.num_stages} stages: --stage-weights needs {source.num_stages} numbers, not {len(weights)}")
         settings = JointTuneSettings(steps=steps, stage_weights=weights, levels=levels, batch=batch, crop=crop, lr=lr, transform_lr=transform_lr,
-                                     seed=seed, metric=metric, ms_ssim_share=share)
+                                     seed=seed, metric=metric, ms_ssim_share=share, precision=precision)
         list_images(data_dir)
         codec = renamed(source, model_id)
         level_schedule(levels, len(codec.config.qualities), codec.config.nominal_quality)  # validates --levels

@@ -26,6 +26,7 @@ from ..model import CascadeCodec
 from ..weights import save_codec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import CropSampler
+from .precision import uses_autocast
 from .train import CHECKPOINT, _lr_factor, _say
 
 
@@ -114,7 +115,7 @@ def fine_tune(
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     sampler = CropSampler.from_folder(data_dir, settings.crop, seed=settings.seed + state["step"], progress=progress)
-    use_amp = dev.type == "cuda"
+    use_amp = uses_autocast(dev, settings.precision)
     bar = tqdm(total=settings.steps, initial=state["step"], desc=run.desc, disable=not progress, dynamic_ncols=True)
     started = time.monotonic() - state["seconds"]
     last_save = time.monotonic()

@@ -34,6 +34,7 @@ import torch
 from ..model import CascadeCodec
 from ..networks import lambda_for_step
 from .fine_tune import FineTuneRun, check_levels, fine_tune, level_schedule
+from .precision import check_precision
 from .train import check_distortion_settings, distortion, loss_distortion, stage_param_groups
 
 
@@ -51,6 +52,7 @@ class JointTuneSettings:
     metric: str = "mse"  # as in TrainSettings
     ms_ssim_share: float = 0.5
     levels: str = "all"  # as in StageTuneSettings
+    precision: str = "auto"  # as in TrainSettings
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -59,6 +61,7 @@ class JointTuneSettings:
             raise ValueError("stage weights must be finite, none negative, and not all zero")
         check_levels(self.levels)
         check_distortion_settings(self)
+        check_precision(self.precision)
 
 
 def cascade_optimizer(codec: CascadeCodec, settings: JointTuneSettings) -> torch.optim.Optimizer:

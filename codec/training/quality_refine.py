@@ -32,6 +32,7 @@ import torch
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
 from .fine_tune import FineTuneRun, fine_tune, level_schedule
+from .precision import check_precision
 from .train import check_distortion_settings, distortion, loss_distortion
 
 
@@ -51,6 +52,7 @@ class RefineSettings:
     # run: stage 1's 8-layer CNN alone took 1.1 s a step on the 2-core machine, all
     # three stages 2.1 s (results/codec-study/deeper-refine.md).
     stages: tuple[int, ...] | None = None
+    precision: str = "auto"  # as in TrainSettings
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -58,6 +60,7 @@ class RefineSettings:
         if self.stages is not None and (not self.stages or min(self.stages) < 1):
             raise ValueError("the stages to train are numbered from 1")
         check_distortion_settings(self)
+        check_precision(self.precision)
 
 
 def with_quality_input(codec: CascadeCodec, model_id: str) -> CascadeCodec:

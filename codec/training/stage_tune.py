@@ -31,6 +31,7 @@ import torch
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
 from .fine_tune import FineTuneRun, check_levels, fine_tune, level_schedule
+from .precision import check_precision
 from .train import check_distortion_settings, distortion, loss_distortion, stage_optimizer
 
 
@@ -52,6 +53,7 @@ class StageTuneSettings:
     # level the model was trained at (factor 1), as the lapped probe fine-tuned; or
     # one weight per level, e.g. "2,2,2,1,1" (`fine_tune.level_schedule`).
     levels: str = "all"
+    precision: str = "auto"  # as in TrainSettings
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -60,6 +62,7 @@ class StageTuneSettings:
             raise ValueError("stages are numbered from 1")
         check_levels(self.levels)
         check_distortion_settings(self)
+        check_precision(self.precision)
 
 
 def with_overlap(codec: CascadeCodec, stage: int, overlap: int, model_id: str) -> CascadeCodec:

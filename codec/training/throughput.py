@@ -18,6 +18,7 @@ import torch
 from ..model import CascadeCodec, CodecConfig
 from ..networks import lambda_for_step
 from .data import CropSampler
+from .precision import uses_autocast
 from .train import TrainSettings, init_stage, stage_optimizer, training_step
 
 
@@ -59,7 +60,7 @@ def measure_throughput(
     dev = torch.device(device)
     torch.manual_seed(settings.seed)
     codec = CascadeCodec(config).to(dev)
-    use_amp = dev.type == "cuda"
+    use_amp = uses_autocast(dev, settings.precision)
     results = []
     for k, stage in enumerate(codec.stages):
         init_stage(codec, k, sampler, settings, dev)

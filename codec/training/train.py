@@ -12,8 +12,9 @@ rate–SSIM); `metric="mixed"` weighs both, `ms_ssim_share` of it MS-SSIM (one
 model that aims at both curves). `start_from` fine-tunes a trained model
 instead of starting from scratch.
 
-Runs on CPU or CUDA (bfloat16 autocast on CUDA), checkpoints to a work folder
-every few minutes, and resumes from there: run the same command again.
+Runs on CPU or CUDA (bfloat16 autocast on CUDA, and on CPU when asked:
+precision.py), checkpoints to a work folder every few minutes, and resumes
+from there: run the same command again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..weights import save_codec
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import CropSampler
 from .fitting import extract_blocks, fit_tables, pca_basis
+from .precision import check_precision, uses_autocast
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -59,6 +61,9 @@ class TrainSettings:
     # With metric "mixed": the share of the distortion that is 1 − MS-SSIM (in
     # squared-error units, see MS_SSIM_LAMBDA_SCALE); the rest is squared error.
     ms_ssim_share: float = 0.5
+    # "auto" (bfloat16 autocast on CUDA, float32 on CPU), "bf16" or "fp32": the
+    # arithmetic of a training step (precision.py says why CPU defaults to float32).
+    precision: str = "auto"
 
 
 METRICS = ("mse", "ms-ssim", "mixed")
@@ -75,6 +80,7 @@ def check_settings(settings: TrainSettings, config: CodecConfig, start_from: Cas
     if start_from is not None and start_from.config.stages != config.stages:
         raise ValueError("the model to fine-tune has a different architecture")
     check_distortion_settings(settings)
+    check_precision(settings.precision)
 
 
 def check_distortion_settings(settings) -> None:
@@ -251,7 +257,7 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
     lam = lambda_for_step(stage.config.step)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     last_save = time.monotonic()
-    use_amp = dev.type == "cuda"
+    use_amp = uses_autocast(dev, settings.precision)
     bar = tqdm(total=total, initial=state["step"], desc=f"stage {k + 1}", disable=not progress, dynamic_ncols=True)
     started = time.monotonic() - state.get("seconds", 0.0)  # training time of this stage, across resumes
     while state["step"] < total:

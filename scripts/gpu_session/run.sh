@@ -3,7 +3,7 @@
 # runs that need a GPU, in one call, each result written to $OUT as soon as it exists.
 #
 #   1. issue 4: decode the exact files encoded on the CPU machine; pixels must match bit for bit
-#   2. issue 3: training throughput of the shipped layout on CUDA (bfloat16 autocast)
+#   2. issue 3: training throughput (the `cascade3` layout) on CUDA, bfloat16 autocast then float32
 #   3. issue 6: Fashion-MNIST with the paper's 100 epochs, 3 seeds, the paper's ten algorithms,
 #      as parallel parts (`cdcodec experiment cascade-parts --device cuda`), stopped at the deadline
 #
@@ -31,6 +31,8 @@ stamp "1. exact decode of files made on the CPU machine"
 timeout 90 python3 scripts/gpu_session/check_exact_files.py gpu-carry/exact "$OUT/exact-device.json" | tail -n 2
 stamp "2. training throughput on $DEVICE"
 timeout 150 python3 scripts/train_throughput.py --device "$DEVICE" --steps 50 --warmup 10 --out "$OUT/throughput-$DEVICE.json" | grep -E "step_ms|steps_per_second"
+# the same in float32, to show what bfloat16 autocast buys there (on CPU: results/training/README.md)
+timeout 150 python3 scripts/train_throughput.py --device "$DEVICE" --precision fp32 --steps 50 --warmup 10 --out "$OUT/throughput-$DEVICE-fp32.json" | grep -E "step_ms|steps_per_second"
 
 if ! ls gpu-carry/fashion-mnist/*.xz > /dev/null 2>&1; then
     stamp "3. skipped: no Fashion-MNIST in gpu-carry (prepared with FASHION=0)"
