@@ -110,3 +110,23 @@ def test_a_run_trained_under_autocast_decodes_like_any_other(tmp_path):
     train_cascade(preset_config("tiny", "t-bf16"), folder, tmp_path / "w", settings, out=out, progress=False)
     image = smooth_image(20, 20, seed=5)
     assert decode(encode(image, model=out), model=out).shape == image.shape
+
+
+@pytest.mark.parametrize("precision, expected", [("bf16", True), ("auto", False), ("fp32", False)])
+def test_fine_tuning_runs_step_in_the_arithmetic_asked_for(tmp_path, precision, expected):
+    """train-stage, train-refine and train-joint share `fine_tune`'s loop: it hands each
+    step the autocast choice the settings name (CPU here, so auto is float32)."""
+    from cdcodec.codec.training.fine_tune import FineTuneRun, fine_tune
+
+    seen = []
+    codec = CascadeCodec(preset_config("tiny", "t"))
+    run = FineTuneRun(
+        make_optimizer=lambda c: torch.optim.Adam(c.stages[0].refine.parameters(), lr=1e-4),
+        step=lambda x, level, optimizer, use_amp: seen.append(use_amp) or "",
+        level_at=lambda number: 0,
+        desc="test",
+        figure="none",
+    )
+    settings = RefineSettings(steps=2, batch=2, crop=16, precision=precision)
+    fine_tune(codec, run, photo_folder(tmp_path), tmp_path / "w", settings, progress=False)
+    assert seen == [expected, expected]
