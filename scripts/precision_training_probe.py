@@ -1,6 +1,6 @@
 """Does a stage of the default model's layout train as well under bfloat16 autocast as in float32?
 
-Issue 3 asks for mixed precision on GPU; no GPU has been lent, but this
+Issue 3 asks for mixed precision on GPU; no GPU call has run here, but this
 machine's CPU runs bfloat16 convolutions (AVX512-BF16) through the same
 `torch.autocast` path `cdcodec train` takes on CUDA. So this trains one stage
 of the default model, the others frozen as shipped, exactly as `cdcodec train`
@@ -79,7 +79,7 @@ def evaluate(codec: CascadeCodec, k: int, images: list[torch.Tensor], lam: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", choices=("fp32", "bf16"), required=True)
-    parser.add_argument("--stage", type=int, default=1, help="the stage that trains from scratch (1 = the first)")
+    parser.add_argument("--stage", type=int, default=1, help="the stage that trains (1 = the first); the others stay as shipped")
     parser.add_argument("--start", choices=("fresh", "shipped"), required=True, help="the stage's starting parameters")
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
