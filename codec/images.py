@@ -75,7 +75,7 @@ def image_to_array(image) -> np.ndarray:
 def _pil_to_array(img: Image.Image) -> np.ndarray:
     _refuse_deep_samples(img)  # first: reading a PNG's EXIF decodes it, and then its raw mode is gone
     frames, icc = getattr(img, "n_frames", 1), img.info.get("icc_profile")
-    if _exif_orientation(img) != 1:
+    if exif_orientation(img) != 1:
         img = ImageOps.exif_transpose(img)  # a turned copy: the caller's image stays as it was
     pixels = _mode_to_array(img)
     # Warnings only for an image that will be coded, pointing at the caller of load_image or pipeline.encode:
@@ -107,7 +107,7 @@ def _mode_to_array(img: Image.Image) -> np.ndarray:
     raise UnsupportedImageError(f"image mode {mode} is not supported (use 8-bit RGB or grayscale)")
 
 
-def _exif_orientation(img: Image.Image) -> int:
+def exif_orientation(img: Image.Image) -> int:
     """The EXIF orientation tag, 1 (as stored) where there is none or the EXIF block is corrupt:
     a viewer shows such a file unturned, and its pixels are what the user sees."""
     try:
@@ -128,22 +128,26 @@ def _refuse_deep_samples(img: Image.Image) -> None:
             raise UnsupportedImageError(f"{found.group(2)}-bit images (more than 8 bits per sample) are not supported")
 
 
-def _profile_not_srgb(icc: bytes | None) -> str | None:
-    """The description of an embedded ICC profile that is not sRGB, None for none or sRGB (judged
-    by the description, as the profiles' own names are the only thing sRGB profiles from
-    different makers share)."""
+def profile_description(icc: bytes | None) -> str | None:
+    """An embedded ICC profile's description ("unreadable" for a broken one), None for none."""
     if not icc:
         return None
     try:
         from PIL import ImageCms  # needs Pillow's littlecms, which its wheels include
     except ImportError:
-        description = "unread: this Pillow has no ImageCms"
-    else:
-        try:
-            description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            description = "unreadable"
-    return None if "srgb" in description.lower() else description
+        return "unread: this Pillow has no ImageCms"
+    try:
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return "unreadable"
+
+
+def _profile_not_srgb(icc: bytes | None) -> str | None:
+    """The description of an embedded ICC profile that is not sRGB, None for none or sRGB (judged
+    by the description, as the profiles' own names are the only thing sRGB profiles from
+    different makers share)."""
+    description = profile_description(icc)
+    return None if description is None or "srgb" in description.lower() else description
 
 
 def _drop_opaque_alpha(rgba: np.ndarray) -> np.ndarray:

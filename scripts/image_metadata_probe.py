@@ -14,22 +14,12 @@ session 65):
 from __future__ import annotations
 
 import argparse
-import io
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from cdcodec.codec.images import EXIF_ORIENTATION, UnsupportedImageError, load_image
-
-
-def profile_description(icc: bytes | None) -> str:
-    if not icc:
-        return "-"
-    try:
-        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
-    except (ImageCms.PyCMSError, OSError, ValueError):
-        return "unreadable"
+from cdcodec.codec.images import UnsupportedImageError, exif_orientation, load_image, profile_description
 
 
 def main() -> None:
@@ -42,8 +32,8 @@ def main() -> None:
         for path in files:
             try:
                 with Image.open(path) as img:
-                    orientation = img.getexif().get(EXIF_ORIENTATION, 1)
-                    profile = profile_description(img.info.get("icc_profile"))
+                    orientation = exif_orientation(img)
+                    profile = profile_description(img.info.get("icc_profile")) or "-"
                     frames = getattr(img, "n_frames", 1)
             except (UnidentifiedImageError, OSError):
                 continue  # not an image (a manifest, a licence)
