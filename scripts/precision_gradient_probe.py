@@ -30,25 +30,17 @@ import torch
 
 from cdcodec.codec.networks import lambda_for_step
 from cdcodec.codec.training.data import CropSampler
-from cdcodec.codec.training.train import TrainSettings, _previous, distortion, loss_distortion
+from cdcodec.codec.training.train import TrainSettings, stage_loss
 from cdcodec.codec.weights import load_shipped
 
 
 def stage_loss_and_gradient(codec, k: int, x: torch.Tensor, settings: TrainSettings, use_amp: bool, noise_seed: int):
-    """(loss, bpp, PSNR, {parameter: gradient}) of stage k on batch x, as `training_step` forms them."""
-    stage = codec.stages[k]
-    codec.eval()
-    stage.train()
+    """(loss, bpp, PSNR, {parameter: gradient}) of stage k on batch x, the loss as `cdcodec train` forms it."""
     codec.zero_grad(set_to_none=True)
-    prev = _previous(codec, k, x)
-    torch.manual_seed(noise_seed)
-    with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_amp):
-        recon, bits, _ = stage(x, prev)
-    mse = distortion(recon, x, "mse")
-    bpp = bits.float() / (x.shape[0] * x.shape[2] * x.shape[3])
-    loss = bpp + lambda_for_step(stage.config.step) * loss_distortion(recon, x, settings, mse)
+    torch.manual_seed(noise_seed)  # the rate noise: the only draw `stage_loss` makes
+    loss, mse, bpp = stage_loss(codec, k, x, lambda_for_step(codec.stages[k].config.step), settings, use_amp)
     loss.backward()
-    gradients = {name: p.grad.detach().clone() for name, p in stage.named_parameters() if p.grad is not None}
+    gradients = {name: p.grad.detach().clone() for name, p in codec.stages[k].named_parameters() if p.grad is not None}
     return loss.item(), bpp.item(), -10 * math.log10(mse.item()), gradients
 
 

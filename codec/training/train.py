@@ -283,7 +283,18 @@ def _train_stage(codec, k, sampler, settings, optimizer, state, ckpt, dev, progr
 
 
 def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: float, settings: TrainSettings, use_amp: bool):
-    """One optimisation step of stage k (the others frozen) on batch x: returns (loss, mse, bpp).
+    """One optimisation step of stage k (the others frozen) on batch x: returns (loss, mse, bpp)
+    as `stage_loss` forms them, after clipping the gradient and stepping `optimizer`."""
+    loss, mse, bpp = stage_loss(codec, k, x, lam, settings, use_amp)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(codec.stages[k].parameters(), 1.0)
+    optimizer.step()
+    return loss, mse, bpp
+
+
+def stage_loss(codec: CascadeCodec, k: int, x: torch.Tensor, lam: float, settings: TrainSettings, use_amp: bool):
+    """Stage k's training loss on batch x, with the stage in training mode: (loss, mse, bpp).
 
     The loss is the stage's estimated rate in bits per pixel plus λ times the
     distortion after the stage (loss_distortion; and, with
@@ -302,10 +313,6 @@ def training_step(codec: CascadeCodec, k: int, x: torch.Tensor, optimizer, lam: 
     loss = bpp + lam * loss_distortion(recon, x, settings, mse)
     if settings.intermediate_loss:
         loss = loss + settings.intermediate_loss * lam * loss_distortion(estimate, x, settings)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(stage.parameters(), 1.0)
-    optimizer.step()
     return loss, mse, bpp
 
 
